@@ -1,0 +1,37 @@
+# Kaiwo webhook. `make test` is what CI runs.
+SHELL := /usr/bin/env bash
+GO ?= go
+BIN := bin/webhook
+IMG ?= ghcr.io/silogen/kaiwo-webhook:dev
+
+.PHONY: build test test-unit lint bench generate fuzz docker-build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/webhook
+
+# Unit, handler and envtest suites; the control-plane binaries are built once and cached under .cache/.
+test: lint
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) test -count=1 ./...
+
+test-unit:
+	$(GO) test -count=1 -short ./...
+
+lint:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
+
+# Regenerate deepcopy and CRDs.
+generate:
+	hack/generate.sh
+
+# Fuzz the core for FUZZTIME (default 10m).
+FUZZTIME ?= 10m
+fuzz:
+	$(GO) test ./pkg/mutate -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME)
+
+docker-build:
+	docker build -t $(IMG) .

@@ -1,0 +1,108 @@
+package annotations
+
+import (
+	"slices"
+	"strings"
+)
+
+// Prefix starts every Kaiwo key.
+const Prefix = "kaiwo.silogen.ai/"
+
+// User-facing annotations: what a workload author writes.
+const (
+	GPUs              = Prefix + "gpus"
+	GPUVendor         = Prefix + "gpu-vendor"
+	GPUsPerReplica    = Prefix + "gpus-per-replica"
+	Replicas          = Prefix + "replicas"
+	GPUModel          = Prefix + "gpu-model"
+	Queue             = Prefix + "queue"
+	PriorityClass     = Prefix + "priority-class"
+	Queueing          = Prefix + "queueing"
+	Env               = Prefix + "env"
+	WorkloadConfigMap = Prefix + "workload-configmap"
+	ImagePullSecret   = Prefix + "image-pull-secret"
+	ShmSize           = Prefix + "shm-size"
+	TTLSecondsAfter   = Prefix + "ttl-seconds-after-finished"
+	Container         = Prefix + "container"
+)
+
+// Keys the webhook writes.
+const (
+	// Applied records which policy and which features were applied.
+	Applied = Prefix + "applied"
+	// Managed is the label that marks a Kaiwo-managed object; users may set it to opt in.
+	Managed = Prefix + "managed"
+	// User is the label with the requesting user, made label-safe.
+	User = Prefix + "user"
+	// Team is the conventional namespace label that policies select on.
+	Team = Prefix + "team"
+)
+
+// Kueue's own keys, written by the webhook.
+const (
+	KueueQueueName     = "kueue.x-k8s.io/queue-name"
+	KueuePriorityClass = "kueue.x-k8s.io/priority-class"
+)
+
+// Where says who writes a key and where it lives.
+type Where string
+
+const (
+	UserAnnotation    Where = "user annotation"
+	WrittenAnnotation Where = "written annotation"
+	WrittenLabel      Where = "written label"
+	OptInLabel        Where = "user or written label"
+	NamespaceLabel    Where = "namespace label"
+)
+
+// Key documents one key.
+type Key struct {
+	Name  string
+	Where Where
+	// Value is the allowed value, as users read it.
+	Value string
+	Doc   string
+}
+
+// All lists every Kaiwo key; the README table is checked against it.
+var All = []Key{
+	{GPUs, UserAnnotation, "integer >= 0", "GPUs. Job and Deployment: per pod. RayJob and RayService: total over all workers."},
+	{GPUVendor, UserAnnotation, "`amd` or `nvidia`", "resource name `amd.com/gpu` / `nvidia.com/gpu`; default from policy"},
+	{GPUsPerReplica, UserAnnotation, "integer > 0", "Ray: GPUs per worker (with `replicas`, overrides planning)"},
+	{Replicas, UserAnnotation, "integer > 0", "Ray: number of workers"},
+	{GPUModel, UserAnnotation, "label value, e.g. `MI300X`", "require nodes of that GPU model (node affinity on the vendor's product label)"},
+	{Queue, UserAnnotation, "LocalQueue name", "becomes label `kueue.x-k8s.io/queue-name`; default from policy (`kaiwo`)"},
+	{PriorityClass, UserAnnotation, "WorkloadPriorityClass", "becomes label `kueue.x-k8s.io/priority-class`"},
+	{Queueing, UserAnnotation, "`kueue` or `none`", "default `kueue` for Job/RayJob, `none` for Deployment/RayService"},
+	{Env, UserAnnotation, "YAML, the Kaiwo env-file format", "env vars, env from Secrets, Secret files"},
+	{WorkloadConfigMap, UserAnnotation, "ConfigMap name", "code mounted at `/workload` (jobs) or `/workload/app` (services)"},
+	{ImagePullSecret, UserAnnotation, "Secret name", "added to `imagePullSecrets`"},
+	{ShmSize, UserAnnotation, "quantity", "size of the memory-backed `/dev/shm`"},
+	{TTLSecondsAfter, UserAnnotation, "integer >= 0", "Job and RayJob TTL; default from policy (3600)"},
+	{Container, UserAnnotation, "container name", "which container gets GPUs (default: the first app container)"},
+	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and which features were applied"},
+	{Managed, OptInLabel, "`true`", "marks a Kaiwo-managed object; set it yourself to opt in without other annotations"},
+	{User, WrittenLabel, "label value", "the requesting user, made label-safe; set once, on create"},
+	{Team, NamespaceLabel, "label value", "conventional namespace label for a KaiwoPolicy's namespaceSelector"},
+}
+
+// UserKeys are the annotations a workload author may write.
+func UserKeys() []string {
+	var keys []string
+	for _, k := range All {
+		if k.Where == UserAnnotation {
+			keys = append(keys, k.Name)
+		}
+	}
+	return keys
+}
+
+// IsKaiwo reports whether key is in the Kaiwo namespace.
+func IsKaiwo(key string) bool { return strings.HasPrefix(key, Prefix) }
+
+// Known reports whether key is an annotation the webhook reads or writes.
+func Known(key string) bool {
+	return slices.ContainsFunc(All, func(k Key) bool {
+		return k.Name == key && (k.Where == UserAnnotation || k.Where == WrittenAnnotation)
+	})
+}

@@ -1,0 +1,40 @@
+package mutate
+
+import (
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
+)
+
+// deployment adapts an apps/v1 Deployment: one pod template, GPUs per pod; Kueue manages its pods.
+type deployment appsv1.Deployment
+
+var _ workload = (*deployment)(nil)
+
+func (d *deployment) object() client.Object { return (*appsv1.Deployment)(d) }
+
+func (d *deployment) templates() []template {
+	return []template{{path: field.NewPath("spec", "template"), spec: &d.Spec.Template}}
+}
+
+func (d *deployment) check() field.ErrorList { return nil }
+
+func (d *deployment) plan(s *settings) (plan, field.ErrorList) {
+	return podPlan(d.templates()[0], ptr.Deref(d.Spec.Replicas, 1), s)
+}
+
+// queue puts the queue labels on the pod template too, as Kueue's own Deployment webhook does,
+// so the pods are queued whichever webhook runs first.
+func (d *deployment) queue(s *settings) ([]string, field.ErrorList) {
+	labels := map[string]string{annotations.KueueQueueName: s.queue}
+	if s.priorityClass != "" {
+		labels[annotations.KueuePriorityClass] = s.priorityClass
+	}
+	if setLabels(&d.Spec.Template.ObjectMeta, labels) {
+		return []string{"queue labels on the pod template"}, nil
+	}
+	return nil, nil
+}

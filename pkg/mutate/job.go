@@ -1,0 +1,42 @@
+package mutate
+
+import (
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// job adapts a batch/v1 Job: one pod template, GPUs per pod, suspend and TTL.
+type job batchv1.Job
+
+var (
+	_ workload = (*job)(nil)
+	_ finisher = (*job)(nil)
+)
+
+func (j *job) object() client.Object { return (*batchv1.Job)(j) }
+
+func (j *job) templates() []template {
+	return []template{{path: field.NewPath("spec", "template"), spec: &j.Spec.Template}}
+}
+
+func (j *job) check() field.ErrorList { return nil }
+
+func (j *job) plan(s *settings) (plan, field.ErrorList) {
+	return podPlan(j.templates()[0], ptr.Deref(j.Spec.Parallelism, 1), s)
+}
+
+func (j *job) queue(s *settings) ([]string, field.ErrorList) {
+	if ptr.Deref(j.Spec.Suspend, false) {
+		return nil, nil
+	}
+	j.Spec.Suspend = ptr.To(true)
+	return []string{"spec.suspend=true until Kueue admits it"}, nil
+}
+
+func (j *job) ttl() (*int32, *field.Path) {
+	return j.Spec.TTLSecondsAfterFinished, field.NewPath("spec", "ttlSecondsAfterFinished")
+}
+
+func (j *job) setTTL(v int32) { j.Spec.TTLSecondsAfterFinished = ptr.To(v) }

@@ -1,0 +1,230 @@
+package mutate
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
+)
+
+// MaxAnnotationBytes bounds one Kaiwo annotation value; the env file is the only one that needs more than a name.
+const MaxAnnotationBytes = 64 * 1024
+
+// Queueing modes.
+const (
+	QueueingKueue = "kueue"
+	QueueingNone  = "none"
+)
+
+// Vendors and their resource names.
+var vendorResources = map[string]string{"amd": "amd.com/gpu", "nvidia": "nvidia.com/gpu"}
+
+// Vendors lists the allowed values of kaiwo.silogen.ai/gpu-vendor.
+var Vendors = []string{"amd", "nvidia"}
+
+// Options are the user's Kaiwo annotations, parsed and checked one by one. Unset fields are nil or "".
+type Options struct {
+	GPUs           *int32
+	GPUVendor      string
+	GPUsPerReplica *int32
+	Replicas       *int32
+	GPUModel       string
+	Queue          string
+	PriorityClass  string
+	Queueing       string
+	Env            *EnvFile
+	ConfigMap      string
+	PullSecret     string
+	ShmSize        *resource.Quantity
+	TTL            *int32
+	Container      string
+}
+
+type parser func(o *Options, p *field.Path, v string) field.ErrorList
+
+// parsers holds one validator per user annotation.
+var parsers = map[string]parser{
+	annotations.GPUs:              intParser(0, func(o *Options) **int32 { return &o.GPUs }),
+	annotations.GPUsPerReplica:    intParser(1, func(o *Options) **int32 { return &o.GPUsPerReplica }),
+	annotations.Replicas:          intParser(1, func(o *Options) **int32 { return &o.Replicas }),
+	annotations.TTLSecondsAfter:   intParser(0, func(o *Options) **int32 { return &o.TTL }),
+	annotations.GPUVendor:         enumParser(Vendors, func(o *Options) *string { return &o.GPUVendor }),
+	annotations.Queueing:          enumParser([]string{QueueingKueue, QueueingNone}, func(o *Options) *string { return &o.Queueing }),
+	annotations.GPUModel:          labelValueParser(func(o *Options) *string { return &o.GPUModel }),
+	annotations.Queue:             labelNameParser("a LocalQueue name", func(o *Options) *string { return &o.Queue }),
+	annotations.PriorityClass:     labelNameParser("a WorkloadPriorityClass name", func(o *Options) *string { return &o.PriorityClass }),
+	annotations.WorkloadConfigMap: nameParser("a ConfigMap name in the workload's namespace", func(o *Options) *string { return &o.ConfigMap }),
+	annotations.ImagePullSecret:   nameParser("a Secret name in the workload's namespace", func(o *Options) *string { return &o.PullSecret }),
+	annotations.Container: func(o *Options, p *field.Path, v string) field.ErrorList {
+		if msgs := validation.IsDNS1123Label(v); len(msgs) > 0 {
+			return field.ErrorList{field.Invalid(p, v, "must be a container name: "+strings.Join(msgs, "; "))}
+		}
+		o.Container = v
+		return nil
+	},
+	annotations.ShmSize: func(o *Options, p *field.Path, v string) field.ErrorList {
+		q, err := resource.ParseQuantity(v)
+		if err != nil || q.Sign() <= 0 {
+			return field.ErrorList{field.Invalid(p, v, "must be a positive quantity, e.g. 16Gi")}
+		}
+		o.ShmSize = &q
+		return nil
+	},
+	annotations.Env: func(o *Options, p *field.Path, v string) field.ErrorList {
+		env, errs := ParseEnv(p, v)
+		o.Env = env
+		return errs
+	},
+}
+
+// ParseOptions reads the Kaiwo annotations. Unknown keys under kaiwo.silogen.ai/ are denied, since a typo
+// such as kaiwo.silogen.ai/gpu would otherwise run a workload without the GPUs it meant to ask for.
+func ParseOptions(annots map[string]string) (*Options, field.ErrorList) {
+	o := &Options{}
+	var errs field.ErrorList
+	base := field.NewPath("metadata", "annotations")
+	keys := make([]string, 0, len(annots))
+	for k := range annots {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !annotations.IsKaiwo(k) {
+			continue
+		}
+		v, p := annots[k], base.Key(k)
+		parse, ok := parsers[k]
+		switch {
+		case ok && len(v) > MaxAnnotationBytes:
+			errs = append(errs, field.TooLong(p, "", MaxAnnotationBytes))
+		case ok:
+			errs = append(errs, parse(o, p, strings.TrimSpace(v))...)
+		case !annotations.Known(k):
+			errs = append(errs, unknownKey(p, k))
+		}
+	}
+	return o, errs
+}
+
+func unknownKey(p *field.Path, key string) *field.Error {
+	known := annotations.UserKeys()
+	best, bestDist := "", 4
+	for _, k := range known {
+		if d := editDistance(key, k); d < bestDist {
+			best, bestDist = k, d
+		}
+	}
+	detail := "unknown Kaiwo annotation"
+	if best != "" {
+		detail += fmt.Sprintf(" (did you mean %q?)", best)
+	}
+	return field.Invalid(p, key, detail+"; supported: "+strings.Join(known, ", "))
+}
+
+// editDistance is the Levenshtein distance, for typo suggestions.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
+
+func intParser(min int64, target func(*Options) **int32) parser {
+	return func(o *Options, p *field.Path, v string) field.ErrorList {
+		n, err := strconv.ParseInt(v, 10, 64)
+		switch {
+		case err != nil && isDigits(strings.TrimPrefix(v, "-")):
+			return field.ErrorList{field.Invalid(p, v, fmt.Sprintf("must be an integer from %d to %d", min, math.MaxInt32))}
+		case err != nil:
+			return field.ErrorList{field.Invalid(p, v, fmt.Sprintf("must be a whole number >= %d", min))}
+		case n < min || n > math.MaxInt32:
+			return field.ErrorList{field.Invalid(p, v, fmt.Sprintf("must be an integer from %d to %d", min, math.MaxInt32))}
+		}
+		n32 := int32(n)
+		*target(o) = &n32
+		return nil
+	}
+}
+
+func isDigits(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789") == ""
+}
+
+func enumParser(allowed []string, target func(*Options) *string) parser {
+	return func(o *Options, p *field.Path, v string) field.ErrorList {
+		for _, a := range allowed {
+			if v == a {
+				*target(o) = v
+				return nil
+			}
+		}
+		return field.ErrorList{field.NotSupported(p, v, allowed)}
+	}
+}
+
+func labelValueParser(target func(*Options) *string) parser {
+	return func(o *Options, p *field.Path, v string) field.ErrorList {
+		if msgs := validation.IsValidLabelValue(v); len(msgs) > 0 || v == "" {
+			return field.ErrorList{field.Invalid(p, v, "must be a node label value: "+strings.Join(append(msgs, "non-empty"), "; "))}
+		}
+		*target(o) = v
+		return nil
+	}
+}
+
+// nameParser accepts an object name in the workload's own namespace.
+func nameParser(what string, target func(*Options) *string) parser {
+	return func(o *Options, p *field.Path, v string) field.ErrorList {
+		if msg := checkName(v); msg != "" {
+			return field.ErrorList{field.Invalid(p, v, "must be "+what+": "+msg)}
+		}
+		*target(o) = v
+		return nil
+	}
+}
+
+// labelNameParser accepts an object name that is also written as a label value.
+func labelNameParser(what string, target func(*Options) *string) parser {
+	return func(o *Options, p *field.Path, v string) field.ErrorList {
+		msg := checkName(v)
+		if msg == "" && len(v) > validation.LabelValueMaxLength {
+			msg = fmt.Sprintf("must be no more than %d characters", validation.LabelValueMaxLength)
+		}
+		if msg != "" {
+			return field.ErrorList{field.Invalid(p, v, "must be "+what+": "+msg)}
+		}
+		*target(o) = v
+		return nil
+	}
+}
+
+// checkName returns why v is not an object name, or "".
+func checkName(v string) string {
+	if strings.Contains(v, "/") {
+		return "references to other namespaces (namespace/name) are not allowed"
+	}
+	if msgs := validation.IsDNS1123Subdomain(v); len(msgs) > 0 {
+		return strings.Join(msgs, "; ")
+	}
+	return ""
+}

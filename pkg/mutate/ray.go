@@ -1,0 +1,276 @@
+package mutate
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// rayJob adapts a ray.io/v1 RayJob: head, worker groups and submitter templates; GPUs planned over workers.
+type rayJob struct {
+	*rayv1.RayJob
+	// keepCluster is an explicit shutdownAfterJobFinishes: false, which Kueue cannot queue.
+	keepCluster bool
+}
+
+// rayService adapts a ray.io/v1 RayService: head and worker group templates; GPUs planned over workers.
+type rayService rayv1.RayService
+
+var (
+	_ workload = (*rayJob)(nil)
+	_ finisher = (*rayJob)(nil)
+	_ workload = (*rayService)(nil)
+)
+
+// Where each kind keeps its cluster spec.
+var (
+	rayJobCluster     = field.NewPath("spec", "rayClusterSpec")
+	rayServiceCluster = field.NewPath("spec", "rayClusterConfig")
+)
+
+func (r *rayJob) object() client.Object { return r.RayJob }
+
+func (r *rayJob) templates() []template {
+	ts := clusterTemplates(r.Spec.RayClusterSpec, rayJobCluster)
+	if r.Spec.SubmitterPodTemplate != nil {
+		ts = append(ts, template{path: field.NewPath("spec", "submitterPodTemplate"), spec: r.Spec.SubmitterPodTemplate})
+	}
+	return ts
+}
+
+func (r *rayJob) check() field.ErrorList {
+	var errs field.ErrorList
+	if len(r.Spec.ClusterSelector) > 0 {
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "clusterSelector"),
+			"Kaiwo plans and queues the Ray cluster a RayJob creates; a RayJob on an existing cluster (clusterSelector) cannot be managed"))
+	}
+	return append(errs, checkCluster(r.Spec.RayClusterSpec, rayJobCluster)...)
+}
+
+func (r *rayJob) plan(s *settings) (plan, field.ErrorList) {
+	return planRay(r.Spec.RayClusterSpec, rayJobCluster, s)
+}
+
+func (r *rayJob) queue(s *settings) ([]string, field.ErrorList) {
+	if r.keepCluster {
+		return nil, field.ErrorList{field.Invalid(field.NewPath("spec", "shutdownAfterJobFinishes"), false,
+			"must be true for a queued RayJob: Kueue frees the quota only when the cluster is deleted (or set kaiwo.silogen.ai/queueing: none)")}
+	}
+	var notes []string
+	if !r.Spec.Suspend {
+		r.Spec.Suspend = true
+		notes = append(notes, "spec.suspend=true until Kueue admits it")
+	}
+	if !r.Spec.ShutdownAfterJobFinishes {
+		r.Spec.ShutdownAfterJobFinishes = true
+		notes = append(notes, "spec.shutdownAfterJobFinishes=true")
+	}
+	n, errs := noAutoscaling(r.Spec.RayClusterSpec, rayJobCluster)
+	return append(notes, n...), errs
+}
+
+func (r *rayJob) ttl() (*int32, *field.Path) {
+	var cur *int32
+	if r.Spec.TTLSecondsAfterFinished != 0 {
+		cur = ptr.To(r.Spec.TTLSecondsAfterFinished)
+	}
+	return cur, field.NewPath("spec", "ttlSecondsAfterFinished")
+}
+
+func (r *rayJob) setTTL(v int32) { r.Spec.TTLSecondsAfterFinished = v }
+
+func (r *rayService) object() client.Object { return (*rayv1.RayService)(r) }
+
+func (r *rayService) templates() []template {
+	return clusterTemplates(&r.Spec.RayClusterSpec, rayServiceCluster)
+}
+
+func (r *rayService) check() field.ErrorList { return nil }
+
+func (r *rayService) plan(s *settings) (plan, field.ErrorList) {
+	return planRay(&r.Spec.RayClusterSpec, rayServiceCluster, s)
+}
+
+func (r *rayService) queue(s *settings) ([]string, field.ErrorList) {
+	var notes []string
+	if !ptr.Deref(r.Spec.RayClusterSpec.Suspend, false) {
+		r.Spec.RayClusterSpec.Suspend = ptr.To(true)
+		notes = append(notes, "spec.rayClusterConfig.suspend=true until Kueue admits it")
+	}
+	n, errs := noAutoscaling(&r.Spec.RayClusterSpec, rayServiceCluster)
+	return append(notes, n...), errs
+}
+
+func clusterTemplates(c *rayv1.RayClusterSpec, clusterPath *field.Path) []template {
+	if c == nil {
+		return nil
+	}
+	ts := []template{{path: clusterPath.Child("headGroupSpec", "template"), spec: &c.HeadGroupSpec.Template}}
+	for i := range c.WorkerGroupSpecs {
+		ts = append(ts, template{path: clusterPath.Child("workerGroupSpecs").Index(i).Child("template"), spec: &c.WorkerGroupSpecs[i].Template})
+	}
+	return ts
+}
+
+func checkCluster(c *rayv1.RayClusterSpec, clusterPath *field.Path) field.ErrorList {
+	if c == nil {
+		return field.ErrorList{field.Required(clusterPath, "Kaiwo plans the Ray cluster from rayClusterSpec")}
+	}
+	return nil
+}
+
+// noAutoscaling turns KubeRay's in-tree autoscaler off, as Kueue requires for a queued cluster.
+func noAutoscaling(c *rayv1.RayClusterSpec, clusterPath *field.Path) ([]string, field.ErrorList) {
+	switch {
+	case c.EnableInTreeAutoscaling == nil:
+		c.EnableInTreeAutoscaling = ptr.To(false)
+		return []string{"enableInTreeAutoscaling=false"}, nil
+	case *c.EnableInTreeAutoscaling:
+		return nil, field.ErrorList{field.Invalid(clusterPath.Child("enableInTreeAutoscaling"), true,
+			"must be false for a queued Ray cluster: Kueue admits a fixed size (or set kaiwo.silogen.ai/queueing: none)")}
+	}
+	return nil, nil
+}
+
+// gpuGroup is the worker group that gets GPUs: the first that already asks for them, else the first.
+func gpuGroup(c *rayv1.RayClusterSpec) int {
+	i := slices.IndexFunc(c.WorkerGroupSpecs, func(g rayv1.WorkerGroupSpec) bool {
+		n, _ := templateGPUs(&g.Template)
+		return n > 0
+	})
+	return max(i, 0)
+}
+
+// planRay places s.gpus over workers of the GPU worker group, as the Kaiwo CLI planned them.
+func planRay(c *rayv1.RayClusterSpec, clusterPath *field.Path, s *settings) (plan, field.ErrorList) {
+	annots := field.NewPath("metadata", "annotations")
+	if len(c.WorkerGroupSpecs) == 0 {
+		if s.gpus != nil && *s.gpus > 0 || s.opts.Replicas != nil || s.opts.GPUsPerReplica != nil {
+			return plan{}, field.ErrorList{field.Required(clusterPath.Child("workerGroupSpecs"), "a worker group to place the requested GPUs and workers on")}
+		}
+		return plan{replicas: 0}, nil
+	}
+	gi := gpuGroup(c)
+	g := &c.WorkerGroupSpecs[gi]
+	t := template{path: clusterPath.Child("workerGroupSpecs").Index(gi).Child("template"), spec: &g.Template}
+
+	perTemplate, _ := templateGPUs(&g.Template)
+	workers, per, note, err := rayShape(s, annots, int32(perTemplate), t.path)
+	if err != nil {
+		return plan{}, field.ErrorList{err}
+	}
+	if workers == 0 { // nothing asked: describe what is there
+		n := int32(0)
+		for _, wg := range c.WorkerGroupSpecs {
+			if got, _ := templateGPUs(&wg.Template); got > 0 {
+				n = int32(got)
+				break
+			}
+		}
+		w := ptr.Deref(g.Replicas, 1)
+		return plan{replicas: w, perReplica: n, workloadGPUs: int64(w) * int64(n)}, nil
+	}
+	p := plan{replicas: workers, perReplica: per, workloadGPUs: int64(workers) * int64(per), target: &t}
+	if per == 0 {
+		p.target = nil
+	}
+	if note != "" {
+		p.notes = append(p.notes, note)
+	}
+	if ptr.Deref(g.Replicas, -1) != workers || ptr.Deref(g.MinReplicas, -1) != workers || ptr.Deref(g.MaxReplicas, -1) != workers {
+		g.Replicas, g.MinReplicas, g.MaxReplicas = ptr.To(workers), ptr.To(workers), ptr.To(workers)
+		p.notes = append(p.notes, fmt.Sprintf("worker group %q set to %d replicas (min=max)", g.GroupName, workers))
+	}
+	return p, nil
+}
+
+// rayShape returns workers and GPUs per worker from the annotations and the policy's GPUs per node.
+// Zero workers means the user asked for nothing to plan.
+// GPUs per worker that the group's template already asks for count as gpus-per-replica.
+func rayShape(s *settings, annots *field.Path, perTemplate int32, tpath *field.Path) (int32, int32, string, *field.Error) {
+	o, perNode := s.opts, s.pol.Defaults.GPUsPerNode
+	if o.GPUsPerReplica == nil && perTemplate > 0 && s.gpus != nil && *s.gpus > 0 {
+		total := int64(*s.gpus)
+		if total%int64(perTemplate) != 0 {
+			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/gpus"), strconv.FormatInt(total, 10),
+				fmt.Sprintf("must be a multiple of the %d GPUs per worker that %s asks for (or remove that request and let Kaiwo plan)", perTemplate, tpath))
+		}
+		w := int32(total / int64(perTemplate))
+		return w, perTemplate, fmt.Sprintf("%d GPUs as %d workers x %d %s (GPUs per worker from %s)", total, w, perTemplate, s.resource, tpath), nil
+	}
+	if perNode <= 0 {
+		perNode = 8
+	}
+	total := int64(-1)
+	if s.gpus != nil {
+		total = int64(*s.gpus)
+	}
+	switch {
+	case o.Replicas != nil && o.GPUsPerReplica != nil:
+		prod := int64(*o.Replicas) * int64(*o.GPUsPerReplica)
+		if total >= 0 && prod != total {
+			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/gpus"), strconv.FormatInt(total, 10),
+				fmt.Sprintf("must equal replicas x gpus-per-replica = %d x %d = %d", *o.Replicas, *o.GPUsPerReplica, prod))
+		}
+		return *o.Replicas, *o.GPUsPerReplica, fmt.Sprintf("%d GPUs as %d workers x %d %s (from annotations)", prod, *o.Replicas, *o.GPUsPerReplica, s.resource), nil
+	case o.GPUsPerReplica != nil:
+		if total < 0 {
+			return 1, *o.GPUsPerReplica, fmt.Sprintf("1 worker x %d %s (from annotations)", *o.GPUsPerReplica, s.resource), nil
+		}
+		if total%int64(*o.GPUsPerReplica) != 0 {
+			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/gpus-per-replica"), strconv.Itoa(int(*o.GPUsPerReplica)),
+				fmt.Sprintf("must divide kaiwo.silogen.ai/gpus (%d) evenly", total))
+		}
+		w := int32(total / int64(*o.GPUsPerReplica))
+		return w, *o.GPUsPerReplica, fmt.Sprintf("%d GPUs as %d workers x %d %s (from annotations)", total, w, *o.GPUsPerReplica, s.resource), nil
+	case o.Replicas != nil:
+		if total < 0 {
+			return *o.Replicas, 0, "", nil
+		}
+		if total%int64(*o.Replicas) != 0 {
+			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/replicas"), strconv.Itoa(int(*o.Replicas)),
+				fmt.Sprintf("must divide kaiwo.silogen.ai/gpus (%d) evenly", total))
+		}
+		per := int32(total / int64(*o.Replicas))
+		return *o.Replicas, per, fmt.Sprintf("%d GPUs as %d workers x %d %s (from annotations)", total, *o.Replicas, per, s.resource), nil
+	case total <= 0:
+		return 0, 0, "", nil
+	}
+	workers, per, why, err := planGPUs(total, int64(perNode), s.env())
+	if err != "" {
+		return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/env"), err,
+			fmt.Sprintf("must multiply to kaiwo.silogen.ai/gpus (%d)", total))
+	}
+	note := fmt.Sprintf("%d GPUs planned as %d workers x %d %s (%s)", total, workers, per, s.resource, why)
+	if per*2 < int64(perNode) && workers > 1 {
+		note += fmt.Sprintf("; each worker uses %d of %d GPUs on a node: a total divisible by %d packs nodes fully", per, perNode, perNode)
+	}
+	return int32(workers), int32(per), note, nil
+}
+
+// planGPUs is the Kaiwo CLI's planning: pipeline x tensor parallelism when both are set; all GPUs on
+// one worker when they fit a node; else the largest divisor of the total that fits a node.
+// A parallelism pair that does not multiply to the total is returned as the last value.
+func planGPUs(total, perNode int64, env map[string]string) (int64, int64, string, string) {
+	pp, _ := strconv.ParseInt(env["PIPELINE_PARALLELISM"], 10, 32)
+	tp, _ := strconv.ParseInt(env["TENSOR_PARALLELISM"], 10, 32)
+	if pp > 1 && tp > 0 {
+		if pp*tp != total {
+			return 0, 0, "", fmt.Sprintf("PIPELINE_PARALLELISM=%d x TENSOR_PARALLELISM=%d", pp, tp)
+		}
+		return pp, tp, "PIPELINE_PARALLELISM x TENSOR_PARALLELISM", ""
+	}
+	if total <= perNode {
+		return 1, total, fmt.Sprintf("fits one node of %d GPUs", perNode), ""
+	}
+	d := perNode
+	for total%d != 0 {
+		d--
+	}
+	return total / d, d, fmt.Sprintf("%d GPUs per node", perNode), ""
+}

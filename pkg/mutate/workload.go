@@ -1,0 +1,162 @@
+package mutate
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// Kind registers one workload kind: how to make an empty object and how to adapt a decoded one.
+type Kind struct {
+	GVK schema.GroupVersionKind
+	// Resource is the plural resource name, as webhook rules name it.
+	Resource string
+	// Serving kinds default to no queueing and mount code at /workload/app; they are also mutated on UPDATE.
+	Serving bool
+	New     func() client.Object
+	adapt   func(obj client.Object, raw []byte) (workload, error)
+}
+
+// Kinds is the explicit list of supported kinds.
+var Kinds = []Kind{jobKind, rayJobKind, rayServiceKind, deploymentKind}
+
+// KindFor finds the registered kind of gvk.
+func KindFor(gvk schema.GroupVersionKind) (Kind, bool) {
+	for _, k := range Kinds {
+		if k.GVK == gvk {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+// KindOf finds the registered kind of a typed object.
+func KindOf(obj client.Object) (Kind, bool) {
+	for _, k := range Kinds {
+		if reflect.TypeOf(k.New()) == reflect.TypeOf(obj) {
+			return k, true
+		}
+	}
+	return Kind{}, false
+}
+
+// Decode decodes a JSON object of a registered kind into its Go type.
+func Decode(raw []byte) (client.Object, Kind, error) {
+	var tm struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := json.Unmarshal(raw, &tm); err != nil {
+		return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
+	}
+	gvk := schema.FromAPIVersionAndKind(tm.APIVersion, tm.Kind)
+	k, ok := KindFor(gvk)
+	if !ok {
+		return nil, Kind{}, fmt.Errorf("unsupported kind %q (apiVersion %q): supported are %s", tm.Kind, tm.APIVersion, supportedKinds())
+	}
+	obj := k.New()
+	if err := json.Unmarshal(raw, obj); err != nil {
+		return nil, Kind{}, fmt.Errorf("decoding %s: %w", tm.Kind, err)
+	}
+	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	return obj, k, nil
+}
+
+func supportedKinds() string {
+	s := ""
+	for i, k := range Kinds {
+		if i > 0 {
+			s += ", "
+		}
+		s += k.GVK.GroupVersion().String() + " " + k.GVK.Kind
+	}
+	return s
+}
+
+// template is one pod template of a workload, with its path for messages.
+type template struct {
+	path *field.Path
+	spec *corev1.PodTemplateSpec
+}
+
+// plan says where GPUs go and what the NUM_* env vars say.
+type plan struct {
+	// replicas and perReplica feed NUM_REPLICAS and NUM_GPUS_PER_REPLICA; NUM_GPUS is their product.
+	replicas, perReplica int32
+	// workloadGPUs counts toward the policy's maxGpusPerWorkload.
+	workloadGPUs int64
+	// target gets perReplica GPUs on its GPU container; nil places nothing.
+	target *template
+	notes  []string
+}
+
+// workload adapts one kind to the features, which are written once against pod templates.
+type workload interface {
+	object() client.Object
+	// templates lists every managed pod template in a stable order.
+	templates() []template
+	// check reports what the kind cannot take at all.
+	check() field.ErrorList
+	// plan decides GPU placement for s.gpus; it may set worker counts.
+	plan(s *settings) (plan, field.ErrorList)
+	// queue applies Kueue's suspend knobs and the kind's Kueue requirements when s.queued.
+	queue(s *settings) ([]string, field.ErrorList)
+}
+
+// finisher is a workload with a TTL after it finishes.
+type finisher interface {
+	ttl() (*int32, *field.Path)
+	setTTL(int32)
+}
+
+var (
+	jobKind = Kind{
+		GVK:      batchv1.SchemeGroupVersion.WithKind("Job"),
+		Resource: "jobs",
+		New:      func() client.Object { return &batchv1.Job{} },
+		adapt:    func(o client.Object, _ []byte) (workload, error) { return (*job)(o.(*batchv1.Job)), nil },
+	}
+	deploymentKind = Kind{
+		GVK:      appsv1.SchemeGroupVersion.WithKind("Deployment"),
+		Resource: "deployments",
+		Serving:  true,
+		New:      func() client.Object { return &appsv1.Deployment{} },
+		adapt:    func(o client.Object, _ []byte) (workload, error) { return (*deployment)(o.(*appsv1.Deployment)), nil },
+	}
+	rayJobKind = Kind{
+		GVK:      rayv1.GroupVersion.WithKind("RayJob"),
+		Resource: "rayjobs",
+		New:      func() client.Object { return &rayv1.RayJob{} },
+		adapt: func(o client.Object, raw []byte) (workload, error) {
+			return &rayJob{RayJob: o.(*rayv1.RayJob), keepCluster: explicitFalse(raw)}, nil
+		},
+	}
+	rayServiceKind = Kind{
+		GVK:      rayv1.GroupVersion.WithKind("RayService"),
+		Resource: "rayservices",
+		Serving:  true,
+		New:      func() client.Object { return &rayv1.RayService{} },
+		adapt:    func(o client.Object, _ []byte) (workload, error) { return (*rayService)(o.(*rayv1.RayService)), nil },
+	}
+)
+
+// explicitFalse reports whether raw says spec.shutdownAfterJobFinishes: false, which the Go type cannot tell from unset.
+func explicitFalse(raw []byte) bool {
+	var probe struct {
+		Spec struct {
+			ShutdownAfterJobFinishes *bool `json:"shutdownAfterJobFinishes"`
+		} `json:"spec"`
+	}
+	if len(raw) == 0 || json.Unmarshal(raw, &probe) != nil {
+		return false
+	}
+	return probe.Spec.ShutdownAfterJobFinishes != nil && !*probe.Spec.ShutdownAfterJobFinishes
+}
