@@ -162,3 +162,16 @@ func shortMsg(s string) string {
 }
 
 var _ corev1.ResourceName
+
+func TestBrokenPolicyFailsClosedForManagedObjectsOnly(t *testing.T) {
+	p := policy.Default()
+	p.Err = errors.New(`KaiwoPolicy "ml" is invalid: spec.defaults.cpuPerGpu: Invalid value: "-1": must be greater than 0`)
+	_, err := mutate.Mutate(mutate.Input{Object: job(annotations.GPUs, "1").Obj(), Policy: p})
+	if err == nil || !strings.Contains(err.Error(), `KaiwoPolicy "ml" is invalid`) {
+		t.Errorf("managed object under a broken policy: %v", err)
+	}
+	out, err := mutate.Mutate(mutate.Input{Object: MakeJob("plain", "ml").Obj(), Policy: p})
+	if err != nil || out.Managed {
+		t.Errorf("plain object under a broken policy: managed=%v err=%v", out.Managed, err)
+	}
+}

@@ -35,8 +35,8 @@ func (j *job) queue(s *settings) ([]string, field.ErrorList) {
 	return []string{"spec.suspend=true until Kueue admits it"}, nil
 }
 
-func (j *job) ttl() (*int32, *field.Path) {
-	return j.Spec.TTLSecondsAfterFinished, field.NewPath("spec", "ttlSecondsAfterFinished")
+func (j *job) ttl() (*int32, *field.Path, bool) {
+	return j.Spec.TTLSecondsAfterFinished, field.NewPath("spec", "ttlSecondsAfterFinished"), true
 }
 
 func (j *job) setTTL(v int32) { j.Spec.TTLSecondsAfterFinished = ptr.To(v) }

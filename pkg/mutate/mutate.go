@@ -39,12 +39,26 @@ type Output struct {
 	Managed bool
 	// Warnings say in one line each what was injected and why; empty when nothing changed.
 	Warnings []string
+	// Features are the features in effect, as the applied record lists them.
+	Features []string
 }
 
 // Denial is a rejected object: every reason, each naming the field, the value and what is allowed.
 type Denial struct {
-	Errs field.ErrorList
+	// Reason is a short, bounded class of the denial, for metrics.
+	Reason string
+	Errs   field.ErrorList
 }
+
+// Denial reasons.
+const (
+	ReasonUnsupported = "unsupported-kind"
+	ReasonAnnotation  = "invalid-annotation"
+	ReasonPolicy      = "policy"
+	ReasonShape       = "unsupported-shape"
+	ReasonLimit       = "limit"
+	ReasonConflict    = "conflict"
+)
 
 func (d *Denial) Error() string { return "kaiwo: " + d.Errs.ToAggregate().Error() }
 
@@ -60,7 +74,7 @@ type Applied struct {
 func Mutate(in Input) (*Output, error) {
 	kind, ok := KindOf(in.Object)
 	if !ok {
-		return nil, &Denial{field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", in.Object), []string{supportedKinds()})}}
+		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", in.Object), []string{supportedKinds()})}}
 	}
 	pol := in.Policy
 	if pol == nil {
@@ -74,11 +88,16 @@ func Mutate(in Input) (*Output, error) {
 	if !isManaged(obj, w, pol) {
 		return &Output{Object: in.Object}, nil
 	}
-	m := &mutation{w: w, obj: obj, pol: pol}
-	if errs := m.run(in.User); len(errs) > 0 {
-		return nil, &Denial{errs}
+	if pol.Err != nil {
+		// A broken policy fails closed for the objects it would govern; the rest pass.
+		return nil, &Denial{ReasonPolicy, field.ErrorList{field.InternalError(field.NewPath("metadata", "namespace"),
+			fmt.Errorf("the namespace's policy cannot be applied until an admin fixes it: %w", pol.Err))}}
 	}
-	return &Output{Object: obj, Managed: true, Warnings: m.warnings}, nil
+	m := &mutation{w: w, obj: obj, pol: pol}
+	if d := m.run(in.User); d != nil {
+		return nil, d
+	}
+	return &Output{Object: obj, Managed: true, Warnings: m.warnings, Features: m.features}, nil
 }
 
 // isManaged: a Kaiwo annotation or the managed label, or a GPU request in an Enforce namespace.
@@ -107,31 +126,33 @@ func (m *mutation) warn(format string, args ...any) {
 	m.warnings = append(m.warnings, "kaiwo: "+fmt.Sprintf(format, args...))
 }
 
-func (m *mutation) run(user string) field.ErrorList {
+func (m *mutation) run(user string) *Denial {
 	kind, _ := KindOf(m.obj)
 	opts, errs := ParseOptions(m.obj.GetAnnotations())
 	if len(errs) > 0 {
-		return errs
+		return &Denial{ReasonAnnotation, errs}
 	}
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
 	m.s = s
-	errs = append(errs, m.w.check()...)
 	errs = append(errs, m.checkVendors()...)
 	if len(errs) > 0 {
-		return errs
+		return &Denial{ReasonPolicy, errs}
+	}
+	if errs := m.w.check(); len(errs) > 0 {
+		return &Denial{ReasonShape, errs}
 	}
 	p, errs := m.w.plan(s)
 	if len(errs) > 0 {
-		return errs
+		return &Denial{ReasonShape, errs}
 	}
 	if max := m.pol.Limits.MaxGPUsPerWorkload; max > 0 && p.workloadGPUs > int64(max) {
-		return field.ErrorList{field.Invalid(annotationsPath.Key(annotations.GPUs), p.workloadGPUs,
-			fmt.Sprintf("the workload's %d GPUs exceed limits.maxGpusPerWorkload (%d) of KaiwoPolicy %q", p.workloadGPUs, max, m.pol.Name))}
+		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(annotationsPath.Key(annotations.GPUs), p.workloadGPUs,
+			fmt.Sprintf("the workload's %d GPUs exceed limits.maxGpusPerWorkload (%d) of KaiwoPolicy %q", p.workloadGPUs, max, m.pol.Name))}}
 	}
 	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.gpus, m.templates}
 	for _, step := range steps {
 		if errs := step(p); len(errs) > 0 {
-			return errs
+			return &Denial{ReasonConflict, errs}
 		}
 	}
 	// The plan is explained only when something changed: a second pass is silent.
@@ -196,13 +217,22 @@ func (m *mutation) ttl(plan) field.ErrorList {
 	if !ok || m.s.ttl == nil {
 		return nil
 	}
-	m.features = append(m.features, "ttl")
-	cur, path := f.ttl()
+	cur, path, applies := f.ttl()
 	want := *m.s.ttl
+	if !applies {
+		if m.s.opts.TTL != nil {
+			return field.ErrorList{field.Invalid(annotationsPath.Key(annotations.TTLSecondsAfter), fmt.Sprint(want),
+				"this object cannot take a TTL: KubeRay needs shutdownAfterJobFinishes: true and no deletionRules for it")}
+		}
+		return nil
+	}
+	m.features = append(m.features, "ttl")
 	switch {
 	case cur == nil:
 		f.setTTL(want)
-		m.warn("ttlSecondsAfterFinished=%d", want)
+		if now, _, _ := f.ttl(); now != nil {
+			m.warn("ttlSecondsAfterFinished=%d", want)
+		}
 	case *cur != want && (m.s.opts.TTL != nil || m.pol.IsLocked(policy.FieldTTL)):
 		return field.ErrorList{field.Invalid(path, *cur, fmt.Sprintf("conflicts with the TTL of %d that Kaiwo sets (annotation or locked policy); remove one of them", want))}
 	}
@@ -342,7 +372,7 @@ func (m *mutation) templates(p plan) field.ErrorList {
 }
 
 func (m *mutation) warnTemplates(changed map[string]bool, p plan, shm corev1.Volume, mounts []corev1.VolumeMount) {
-	s, d := m.s, &m.pol.Defaults
+	s := m.s
 	if changed["num"] {
 		m.warn("%s=%d, %s=%d, %s=%d in every container", EnvNumGPUs, int64(p.replicas)*int64(p.perReplica), EnvNumReplicas, p.replicas, EnvNumGPUsPerReplica, p.perReplica)
 	}
@@ -375,7 +405,6 @@ func (m *mutation) warnTemplates(changed map[string]bool, p plan, shm corev1.Vol
 	if changed["patch"] {
 		m.warn("podTemplatePatch of KaiwoPolicy %s", m.pol.Name)
 	}
-	_ = d
 }
 
 // gpuTemplate reports whether t is where the plan puts GPUs, or asks for GPUs itself.
@@ -449,7 +478,8 @@ func (m *mutation) record(user string) {
 	}
 	setObjectLabels(m.obj, labels)
 	sort.Strings(m.features)
-	rec := Applied{Policy: m.pol.Name, Generation: m.pol.Generation, Features: slices.Compact(m.features)}
+	m.features = slices.Compact(m.features)
+	rec := Applied{Policy: m.pol.Name, Generation: m.pol.Generation, Features: m.features}
 	if len(m.pol.Sources) > 1 {
 		for _, src := range m.pol.Sources {
 			rec.Sources = append(rec.Sources, fmt.Sprintf("%s/%d", src.Name, src.Generation))

@@ -286,6 +286,13 @@ func TestMutateDeployment(t *testing.T) {
 		t.Error("code not at /workload/app")
 	}
 
+	pq := policy.Default()
+	pq.Defaults.ServingQueueing = mutate.QueueingKueue
+	byPolicy, _ := run(t, MakeDeployment("serve", "ml").Annotate(annotations.GPUs, "1").Obj(), pq)
+	if byPolicy.GetLabels()[annotations.KueueQueueName] != "kaiwo" {
+		t.Errorf("servingQueueing: kueue did not queue the Deployment: %v", byPolicy.GetLabels())
+	}
+
 	q, _ := run(t, MakeDeployment("serve", "ml").Annotate(annotations.Queue, "serving").Obj(), nil)
 	dep = q.(*appsv1.Deployment)
 	if dep.Labels[annotations.KueueQueueName] != "serving" || dep.Spec.Template.Labels[annotations.KueueQueueName] != "serving" {

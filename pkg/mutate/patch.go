@@ -3,6 +3,9 @@ package mutate
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
+	"strconv"
+	"strings"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"
@@ -49,7 +52,26 @@ func Patch(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, 
 	if len(kept) == 0 {
 		return nil, nil
 	}
+	// CreatePatch walks maps in random order; a stable order makes the patch deterministic.
+	// Array indexes compare as numbers, so appended elements stay in ascending order.
+	sort.SliceStable(kept, func(i, j int) bool { return pathLess(kept[i].Path, kept[j].Path) })
 	return kept, nil
+}
+
+func pathLess(a, b string) bool {
+	as, bs := strings.Split(a, "/"), strings.Split(b, "/")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		if as[i] == bs[i] {
+			continue
+		}
+		an, aerr := strconv.Atoi(as[i])
+		bn, berr := strconv.Atoi(bs[i])
+		if aerr == nil && berr == nil {
+			return an < bn
+		}
+		return as[i] < bs[i]
+	}
+	return len(as) < len(bs)
 }
 
 // ApplyPatch applies ops to raw, as the API server would.
@@ -74,6 +96,7 @@ type Result struct {
 	Managed  bool
 	Patch    []jsonpatch.Operation
 	Warnings []string
+	Features []string
 }
 
 // Admit decodes raw, mutates it under pol for user, and returns the patch. It is what the server and
@@ -87,7 +110,7 @@ func Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Kind: kind, Managed: out.Managed, Warnings: out.Warnings}
+	res := &Result{Kind: kind, Managed: out.Managed, Warnings: out.Warnings, Features: out.Features}
 	if !out.Managed {
 		return res, nil
 	}

@@ -61,6 +61,10 @@ func (r *rayJob) queue(s *settings) ([]string, field.ErrorList) {
 		return nil, field.ErrorList{field.Invalid(field.NewPath("spec", "shutdownAfterJobFinishes"), false,
 			"must be true for a queued RayJob: Kueue frees the quota only when the cluster is deleted (or set kaiwo.silogen.ai/queueing: none)")}
 	}
+	if r.deletionRules() {
+		return nil, field.ErrorList{field.Forbidden(field.NewPath("spec", "deletionStrategy", "deletionRules"),
+			"a queued RayJob needs shutdownAfterJobFinishes: true, which KubeRay does not allow with deletionRules; remove deletionRules or set kaiwo.silogen.ai/queueing: none")}
+	}
 	var notes []string
 	if !r.Spec.Suspend {
 		r.Spec.Suspend = true
@@ -74,12 +78,17 @@ func (r *rayJob) queue(s *settings) ([]string, field.ErrorList) {
 	return append(notes, n...), errs
 }
 
-func (r *rayJob) ttl() (*int32, *field.Path) {
+// ttl: KubeRay takes a TTL only with shutdownAfterJobFinishes and without deletionRules; 0 reads as unset.
+func (r *rayJob) ttl() (*int32, *field.Path, bool) {
 	var cur *int32
 	if r.Spec.TTLSecondsAfterFinished != 0 {
 		cur = ptr.To(r.Spec.TTLSecondsAfterFinished)
 	}
-	return cur, field.NewPath("spec", "ttlSecondsAfterFinished")
+	return cur, field.NewPath("spec", "ttlSecondsAfterFinished"), r.Spec.ShutdownAfterJobFinishes && !r.deletionRules()
+}
+
+func (r *rayJob) deletionRules() bool {
+	return r.Spec.DeletionStrategy != nil && len(r.Spec.DeletionStrategy.DeletionRules) > 0
 }
 
 func (r *rayJob) setTTL(v int32) { r.Spec.TTLSecondsAfterFinished = v }
@@ -158,6 +167,10 @@ func planRay(c *rayv1.RayClusterSpec, clusterPath *field.Path, s *settings) (pla
 	gi := gpuGroup(c)
 	g := &c.WorkerGroupSpecs[gi]
 	t := template{path: clusterPath.Child("workerGroupSpecs").Index(gi).Child("template"), spec: &g.Template}
+	if g.NumOfHosts > 1 && (s.gpus != nil || s.opts.Replicas != nil || s.opts.GPUsPerReplica != nil) {
+		return plan{}, field.ErrorList{field.Invalid(clusterPath.Child("workerGroupSpecs").Index(gi).Child("numOfHosts"), g.NumOfHosts,
+			"must be 1 for a worker group that Kaiwo plans: a Kaiwo worker is one pod")}
+	}
 
 	perTemplate, _ := templateGPUs(&g.Template)
 	workers, per, note, err := rayShape(s, annots, int32(perTemplate), t.path)
@@ -173,7 +186,7 @@ func planRay(c *rayv1.RayClusterSpec, clusterPath *field.Path, s *settings) (pla
 			}
 		}
 		w := ptr.Deref(g.Replicas, 1)
-		return plan{replicas: w, perReplica: n, workloadGPUs: int64(w) * int64(n)}, nil
+		return plan{replicas: w, perReplica: n, workloadGPUs: int64(w) * int64(max(g.NumOfHosts, 1)) * int64(n)}, nil
 	}
 	p := plan{replicas: workers, perReplica: per, workloadGPUs: int64(workers) * int64(per), target: &t}
 	if per == 0 {

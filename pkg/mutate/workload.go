@@ -113,7 +113,8 @@ type workload interface {
 
 // finisher is a workload with a TTL after it finishes.
 type finisher interface {
-	ttl() (*int32, *field.Path)
+	// ttl is the current TTL (nil when unset) and its path; ok is false when the object cannot take one.
+	ttl() (cur *int32, path *field.Path, ok bool)
 	setTTL(int32)
 }
 

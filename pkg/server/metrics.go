@@ -1,0 +1,38 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the webhook's own Prometheus metrics; controller-runtime adds its webhook metrics beside them.
+type Metrics struct {
+	Requests  *prometheus.CounterVec
+	Latency   *prometheus.HistogramVec
+	Mutations *prometheus.CounterVec
+	Denials   *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kaiwo_webhook_requests_total",
+			Help: "Admission requests received, by kind and operation.",
+		}, []string{"kind", "operation"}),
+		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "kaiwo_webhook_admission_duration_seconds",
+			Help:    "Time to answer an admission request, by kind and result (mutated, unchanged, skipped, denied, error).",
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 0.5},
+		}, []string{"kind", "result"}),
+		Mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kaiwo_webhook_mutations_total",
+			Help: "Mutated objects, by kind and feature applied.",
+		}, []string{"kind", "feature"}),
+		Denials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kaiwo_webhook_denials_total",
+			Help: "Denied objects, by kind and reason.",
+		}, []string{"kind", "reason"}),
+	}
+	reg.MustRegister(m.Requests, m.Latency, m.Mutations, m.Denials)
+	return m
+}

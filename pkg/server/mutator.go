@@ -1,0 +1,83 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// Policies gives the effective policy of a namespace without an API call on the common path.
+type Policies interface {
+	For(ctx context.Context, namespace string) (*policy.Policy, error)
+}
+
+// Mutator answers mutating admission requests for the registered kinds.
+type Mutator struct {
+	Policies Policies
+	Metrics  *Metrics
+	Log      logr.Logger
+}
+
+var _ admission.Handler = (*Mutator)(nil)
+
+// Handle decodes the request, runs the core and returns its patch and warnings. It never answers 500:
+// bad objects are denied (403) or reported as bad requests (400).
+func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	kind := req.Kind.Kind
+	m.Metrics.Requests.WithLabelValues(kind, string(req.Operation)).Inc()
+	resp, result := m.handle(ctx, req)
+	m.Metrics.Latency.WithLabelValues(kind, result).Observe(time.Since(start).Seconds())
+	return resp
+}
+
+func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
+	k, ok := mutate.KindFor(schema.GroupVersionKind(req.Kind))
+	switch {
+	case !ok:
+		return admission.Allowed("kind not handled by Kaiwo"), "skipped"
+	case req.SubResource != "":
+		return admission.Allowed("subresources pass"), "skipped"
+	case req.Operation == admissionv1.Create:
+	case req.Operation == admissionv1.Update && k.Serving:
+	default:
+		// Job and RayJob templates are immutable after create; DELETE and CONNECT carry nothing to mutate.
+		return admission.Allowed(""), "skipped"
+	}
+	pol, err := m.Policies.For(ctx, req.Namespace)
+	if err != nil {
+		m.Log.Error(err, "resolving policy", "namespace", req.Namespace)
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), "error"
+	}
+	res, err := mutate.Admit(req.Object.Raw, func(string) *policy.Policy { return pol }, req.UserInfo.Username)
+	var denial *mutate.Denial
+	switch {
+	case errors.As(err, &denial):
+		m.Metrics.Denials.WithLabelValues(k.GVK.Kind, denial.Reason).Inc()
+		m.Log.V(1).Info("denied", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name, "reason", denial.Reason, "policy", pol.Name)
+		return admission.Denied(denial.Error()), "denied"
+	case err != nil:
+		m.Metrics.Denials.WithLabelValues(k.GVK.Kind, "bad-request").Inc()
+		return admission.Errored(http.StatusBadRequest, err), "error"
+	case !res.Managed:
+		return admission.Allowed(""), "skipped"
+	}
+	for _, f := range res.Features {
+		m.Metrics.Mutations.WithLabelValues(k.GVK.Kind, f).Inc()
+	}
+	if len(res.Patch) == 0 {
+		return admission.Allowed("").WithWarnings(res.Warnings...), "unchanged"
+	}
+	m.Log.V(1).Info("mutated", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name, "operations", len(res.Patch), "policy", pol.Name, "dryRun", req.DryRun != nil && *req.DryRun)
+	return admission.Patched("", res.Patch...).WithWarnings(res.Warnings...), "mutated"
+}

@@ -1,0 +1,138 @@
+package server_test
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+)
+
+// writeCert writes a self-signed serving certificate for 127.0.0.1 with the given common name,
+// replacing tls.crt and tls.key by rename, as a Secret volume update does.
+func writeCert(t *testing.T, dir, cn string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	for name, block := range map[string]*pem.Block{
+		"tls.key": {Type: "EC PRIVATE KEY", Bytes: kb},
+		"tls.crt": {Type: "CERTIFICATE", Bytes: der},
+	} {
+		tmp := filepath.Join(dir, "."+name+".tmp")
+		if err := os.WriteFile(tmp, pem.EncodeToMemory(block), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// servedCN handshakes and returns the served certificate's common name and the negotiated protocol.
+func servedCN(addr string) (string, string, uint16, error) {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr,
+		&tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2", "http/1.1"}}) //nolint:gosec // the test reads the served cert
+	if err != nil {
+		return "", "", 0, err
+	}
+	defer conn.Close()
+	st := conn.ConnectionState()
+	return st.PeerCertificates[0].Subject.CommonName, st.NegotiatedProtocol, st.Version, nil
+}
+
+// TestTLSReload: replacing the certificate files makes the next handshakes serve the new certificate,
+// with no restart and no failed handshake in between; HTTP/2 is off and TLS 1.2 is the minimum.
+func TestTLSReload(t *testing.T) {
+	dir := t.TempDir()
+	writeCert(t, dir, "first")
+	port := freePort(t)
+	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir,
+		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12; c.NextProtos = []string{"http/1.1"} }}})
+	h, _ := newHandler(t)
+	srv.Register("/mutate", h)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = srv.Start(ctx) }()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	// Wait for the server to listen; a refused connect is retried, anything else fails.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		cn, proto, version, err := servedCN(addr)
+		if err == nil {
+			if cn != "first" || proto == "h2" || version < tls.VersionTLS12 {
+				t.Fatalf("served %q over %q (TLS %x)", cn, proto, version)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server never listened: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil { //nolint:gosec
+		t.Error("TLS 1.1 was accepted")
+	}
+
+	writeCert(t, dir, "second")
+	start, handshakes := time.Now(), 0
+	for {
+		cn, _, _, err := servedCN(addr)
+		handshakes++
+		var opErr *net.OpError
+		switch {
+		case errors.As(err, &opErr) && opErr.Op == "dial":
+			// the loopback network refused a connect for a moment; not the server's doing
+		case err != nil:
+			t.Fatalf("handshake %d failed during the reload: %v", handshakes, err)
+		case cn == "second":
+			t.Logf("new certificate served after %v and %d handshakes", time.Since(start).Round(time.Millisecond), handshakes)
+			return
+		case cn != "first":
+			t.Fatalf("served %q", cn)
+		}
+		if time.Since(start) > 60*time.Second {
+			t.Fatalf("still serving the old certificate after %v", time.Since(start))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
