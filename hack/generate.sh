@@ -25,3 +25,8 @@ cd "$ROOT"
 "$CONTROLLER_GEN" \
   object paths=./api/v1alpha1 output:object:dir="$OUT/api/v1alpha1" \
   crd paths=./api/... output:crd:dir="$OUT/config/crd"
+
+# The Helm chart ships the same CRD (test/manifests checks they are equal).
+if [[ "$OUT" == "$ROOT" ]]; then
+  cp config/crd/kaiwo.silogen.ai_kaiwopolicies.yaml charts/kaiwo-webhook/files/kaiwo.silogen.ai_kaiwopolicies.yaml
+fi

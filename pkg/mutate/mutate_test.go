@@ -300,6 +300,28 @@ func TestMutateDeployment(t *testing.T) {
 	}
 }
 
+// TestStoredObjectIsNotChanged: on UPDATE the API server sends the stored object, with defaults filled
+// in (defaultMode on ConfigMap and Secret volumes); the second pass must still be a no-op.
+func TestStoredObjectIsNotChanged(t *testing.T) {
+	d := MakeDeployment("serve", "ml").Annotate(annotations.GPUs, "1").Annotate(annotations.WorkloadConfigMap, "app").
+		Annotate(annotations.Env, "envVars:\n- mountSecret: {name: C, secret: s, key: k, path: /etc/c}\n").Obj()
+	first, _ := run(t, d, nil)
+	stored := first.(*appsv1.Deployment).DeepCopy()
+	for i := range stored.Spec.Template.Spec.Volumes {
+		v := &stored.Spec.Template.Spec.Volumes[i]
+		if v.ConfigMap != nil {
+			v.ConfigMap.DefaultMode = ptr.To[int32](0o644)
+		}
+		if v.Secret != nil {
+			v.Secret.DefaultMode = ptr.To[int32](0o644)
+		}
+	}
+	again, w := run(t, stored, nil)
+	if diff := cmp.Diff(stored, again); diff != "" || len(w) > 0 {
+		t.Errorf("UPDATE of the stored object changed it (-stored,+got):\n%s\nwarnings %q", diff, w)
+	}
+}
+
 func TestRayPlanning(t *testing.T) {
 	cases := map[string]struct {
 		annots               map[string]string

@@ -160,11 +160,24 @@ func addVolume(spec *corev1.PodSpec, p *field.Path, v corev1.Volume) (bool, *fie
 		spec.Volumes = append(spec.Volumes, v)
 		return true, nil
 	}
-	if !apiequality.Semantic.DeepEqual(spec.Volumes[i], v) {
+	if !sameVolume(spec.Volumes[i], v) {
 		return false, field.Invalid(p.Child("spec", "volumes").Index(i).Child("name"), v.Name,
 			"is a volume name Kaiwo uses for a different volume; rename your volume")
 	}
 	return false, nil
+}
+
+// sameVolume compares what Kaiwo sets, ignoring the defaultMode the API server fills in, so that an
+// UPDATE of a stored object matches what Kaiwo added on CREATE.
+func sameVolume(have, want corev1.Volume) bool {
+	h := have.DeepCopy()
+	if h.ConfigMap != nil && want.ConfigMap != nil && want.ConfigMap.DefaultMode == nil {
+		h.ConfigMap.DefaultMode = nil
+	}
+	if h.Secret != nil && want.Secret != nil && want.Secret.DefaultMode == nil {
+		h.Secret.DefaultMode = nil
+	}
+	return apiequality.Semantic.DeepEqual(*h, want)
 }
 
 // addMount mounts m into c; an existing mount at the same path must be the same.

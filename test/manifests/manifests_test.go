@@ -1,0 +1,625 @@
+package manifests_test
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+	"sigs.k8s.io/yaml"
+
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+var update = flag.Bool("update", false, "copy config/crd's CRD into the chart's files/")
+
+const (
+	crdFile       = "kaiwo.silogen.ai_kaiwopolicies.yaml"
+	certDir       = "/tmp/k8s-webhook-server/serving-certs"
+	certSecret    = "kaiwo-webhook-tls"
+	injectCAFrom  = "cert-manager.io/inject-ca-from"
+	image         = "ghcr.io/silogen/kaiwo-webhook:latest"
+	condition     = "kaiwo-managed-or-gpu"
+	mutatePath    = "/mutate"
+	validatePath  = "/validate-kaiwopolicy"
+	serviceName   = "kaiwo-webhook"
+	kaiwoPolicies = "kaiwopolicies"
+)
+
+// renders are the two ways to install: kustomize and the chart with default values.
+func renders(t *testing.T) map[string][]*unstructured.Unstructured {
+	return map[string][]*unstructured.Unstructured{
+		"kustomize": renderKustomize(t, "webhook"),
+		"chart":     renderChart(t, nil),
+	}
+}
+
+// TestKustomizeBuildsFromDisk builds config/webhook from the working tree
+// exactly as `kubectl apply -k config/webhook` does.
+func TestKustomizeBuildsFromDisk(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(root(t), crdKustomization)); err != nil {
+		t.Fatalf("%s is missing: config/webhook includes ../crd, so `kubectl apply -k config/webhook` "+
+			"fails without it (it needs `resources: [%s]`)", crdKustomization, crdFile)
+	}
+	objs := kustomize(t, filesys.MakeFsOnDisk(), filepath.Join(root(t), "config", "webhook"))
+	find(t, objs, "CustomResourceDefinition", "kaiwopolicies.kaiwo.silogen.ai")
+}
+
+func TestKustomizeRendersEverything(t *testing.T) {
+	objs := renderKustomize(t, "webhook")
+	want := []string{
+		"Certificate", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment",
+		"Issuer", "MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Role",
+		"RoleBinding", "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
+	}
+	if diff := cmp.Diff(want, kinds(objs)); diff != "" {
+		t.Errorf("kinds (-want,+got):\n%s", diff)
+	}
+	find(t, objs, "Namespace", namespace)
+	clusterScoped := []string{"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
+		"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+	for _, o := range objs {
+		if ns := o.GetNamespace(); slices.Contains(clusterScoped, o.GetKind()) != (ns == "") || (ns != "" && ns != namespace) {
+			t.Errorf("%s %s: namespace %q", o.GetKind(), o.GetName(), ns)
+		}
+	}
+}
+
+// TestChartRendersSameKinds: the chart installs what kustomize does, except the
+// Namespace (Helm's --create-namespace makes the release namespace).
+func TestChartRendersSameKinds(t *testing.T) {
+	want := slices.DeleteFunc(kinds(renderKustomize(t, "webhook")), func(k string) bool { return k == "Namespace" })
+	if diff := cmp.Diff(want, kinds(renderChart(t, nil))); diff != "" {
+		t.Errorf("chart kinds (-kustomize,+chart):\n%s", diff)
+	}
+}
+
+// TestChartMatchesKustomize: for release kaiwo-webhook in kaiwo-system, the
+// chart's objects equal kustomize's where it matters; the webhooks entirely.
+func TestChartMatchesKustomize(t *testing.T) {
+	k, c := renderKustomize(t, "webhook"), renderChart(t, nil)
+	same := func(what string, want, got any) {
+		t.Helper()
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("%s (-kustomize,+chart):\n%s", what, diff)
+		}
+	}
+	mk := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, k, "MutatingWebhookConfiguration", serviceName))
+	mc := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, c, "MutatingWebhookConfiguration", serviceName))
+	same("mutating webhooks", mk.Webhooks, mc.Webhooks)
+	same("mutating webhook CA injection", mk.Annotations[injectCAFrom], mc.Annotations[injectCAFrom])
+
+	vk := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, k, "ValidatingWebhookConfiguration", serviceName))
+	vc := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, c, "ValidatingWebhookConfiguration", serviceName))
+	same("validating webhooks", vk.Webhooks, vc.Webhooks)
+	same("validating webhook CA injection", vk.Annotations[injectCAFrom], vc.Annotations[injectCAFrom])
+
+	same("ClusterRole rules", into[rbacv1.ClusterRole](t, find(t, k, "ClusterRole", "")).Rules,
+		into[rbacv1.ClusterRole](t, find(t, c, "ClusterRole", "")).Rules)
+	same("Role rules", into[rbacv1.Role](t, find(t, k, "Role", "")).Rules, into[rbacv1.Role](t, find(t, c, "Role", "")).Rules)
+
+	dk := into[appsv1.Deployment](t, find(t, k, "Deployment", serviceName))
+	dc := into[appsv1.Deployment](t, find(t, c, "Deployment", serviceName))
+	same("Deployment replicas", dk.Spec.Replicas, dc.Spec.Replicas)
+	same("Deployment containers", dk.Spec.Template.Spec.Containers, dc.Spec.Template.Spec.Containers)
+	same("Deployment pod securityContext", dk.Spec.Template.Spec.SecurityContext, dc.Spec.Template.Spec.SecurityContext)
+	same("Deployment volumes", dk.Spec.Template.Spec.Volumes, dc.Spec.Template.Spec.Volumes)
+	same("Deployment serviceAccountName", dk.Spec.Template.Spec.ServiceAccountName, dc.Spec.Template.Spec.ServiceAccountName)
+
+	same("Service ports", into[corev1.Service](t, find(t, k, "Service", serviceName)).Spec.Ports,
+		into[corev1.Service](t, find(t, c, "Service", serviceName)).Spec.Ports)
+	same("PodDisruptionBudget minAvailable", into[policyv1.PodDisruptionBudget](t, find(t, k, "PodDisruptionBudget", "")).Spec.MinAvailable,
+		into[policyv1.PodDisruptionBudget](t, find(t, c, "PodDisruptionBudget", "")).Spec.MinAvailable)
+	for _, kind := range []string{"Certificate", "Issuer"} {
+		same(kind+" spec", find(t, k, kind, "").Object["spec"], find(t, c, kind, "").Object["spec"])
+		same(kind+" name", find(t, k, kind, "").GetName(), find(t, c, kind, "").GetName())
+	}
+	same("CRD spec", find(t, k, "CustomResourceDefinition", "").Object["spec"], find(t, c, "CustomResourceDefinition", "").Object["spec"])
+}
+
+// mutatingWant is the contract of each mutating webhook, apart from its match condition.
+var mutatingWant = []struct {
+	name, group, resource string
+	ops                   []admissionregistrationv1.OperationType
+}{
+	{"jobs.kaiwo.silogen.ai", "batch", "jobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
+	{"rayjobs.kaiwo.silogen.ai", "ray.io", "rayjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
+	{"deployments.kaiwo.silogen.ai", "apps", "deployments", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+}
+
+func TestWebhookConfiguration(t *testing.T) {
+	for name, objs := range renders(t) {
+		t.Run(name, func(t *testing.T) {
+			cert := find(t, objs, "Certificate", "")
+			certRef := cert.GetNamespace() + "/" + cert.GetName()
+			if certRef != namespace+"/kaiwo-webhook" {
+				t.Errorf("Certificate %s, want %s/kaiwo-webhook", certRef, namespace)
+			}
+			if got, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName"); got != certSecret {
+				t.Errorf("Certificate secretName %q, want %q", got, certSecret)
+			}
+			dnsNames, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
+			if diff := cmp.Diff([]string{"kaiwo-webhook.kaiwo-system.svc", "kaiwo-webhook.kaiwo-system.svc.cluster.local"}, dnsNames); diff != "" {
+				t.Errorf("Certificate dnsNames (-want,+got):\n%s", diff)
+			}
+			if _, found, _ := unstructured.NestedMap(find(t, objs, "Issuer", "").Object, "spec", "selfSigned"); !found {
+				t.Error("Issuer is not selfSigned")
+			}
+
+			m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", serviceName))
+			if got := m.Annotations[injectCAFrom]; got != certRef {
+				t.Errorf("MutatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
+			}
+			if len(m.Webhooks) != len(mutatingWant) {
+				t.Fatalf("%d mutating webhooks, want %d", len(m.Webhooks), len(mutatingWant))
+			}
+			for i, w := range mutatingWant {
+				got := m.Webhooks[i]
+				if len(got.MatchConditions) != 1 || got.MatchConditions[0].Name != condition {
+					t.Errorf("%s: want one match condition %q, got %+v", w.name, condition, got.MatchConditions)
+				}
+				got.MatchConditions = nil // compiled and evaluated in TestMatchConditions
+				want := admissionregistrationv1.MutatingWebhook{
+					Name: w.name,
+					ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+						Namespace: namespace, Name: serviceName, Path: ptr.To(mutatePath)}},
+					Rules: []admissionregistrationv1.RuleWithOperations{{
+						Operations: w.ops,
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{"v1"},
+							Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+					}},
+					FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+					MatchPolicy:   ptr.To(admissionregistrationv1.Equivalent),
+					NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+						Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
+						Values: []string{"kube-system", namespace}}}},
+					SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+					TimeoutSeconds:          ptr.To[int32](5),
+					AdmissionReviewVersions: []string{"v1"},
+					ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("webhook %d (-want,+got):\n%s", i, diff)
+				}
+			}
+
+			v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", serviceName))
+			if got := v.Annotations[injectCAFrom]; got != certRef {
+				t.Errorf("ValidatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
+			}
+			wantV := []admissionregistrationv1.ValidatingWebhook{{
+				Name: "kaiwopolicies.kaiwo.silogen.ai",
+				ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+					Namespace: namespace, Name: serviceName, Path: ptr.To(validatePath)}},
+				Rules: []admissionregistrationv1.RuleWithOperations{{
+					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+					Rule: admissionregistrationv1.Rule{APIGroups: []string{"kaiwo.silogen.ai"}, APIVersions: []string{"v1alpha1"},
+						Resources: []string{kaiwoPolicies}, Scope: ptr.To(admissionregistrationv1.ClusterScope)},
+				}},
+				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
+				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
+				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+				TimeoutSeconds:          ptr.To[int32](5),
+				AdmissionReviewVersions: []string{"v1"},
+			}}
+			if diff := cmp.Diff(wantV, v.Webhooks); diff != "" {
+				t.Errorf("validating webhooks (-want,+got):\n%s", diff)
+			}
+
+			// The webhook Service reaches the container's webhook port.
+			svc := into[corev1.Service](t, find(t, objs, "Service", serviceName))
+			dep := into[appsv1.Deployment](t, find(t, objs, "Deployment", serviceName))
+			if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(dep.Spec.Template.Labels)) {
+				t.Errorf("Service selector %v does not select the pods %v", svc.Spec.Selector, dep.Spec.Template.Labels)
+			}
+			wantPorts := map[string][2]int32{"webhook": {443, 9443}, "metrics": {8080, 8080}}
+			for name, p := range wantPorts {
+				i := slices.IndexFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Name == name })
+				if i < 0 || svc.Spec.Ports[i].Port != p[0] || containerPort(dep, svc.Spec.Ports[i].TargetPort) != p[1] {
+					t.Errorf("Service port %s: want %d -> container port %d, got %+v", name, p[0], p[1], svc.Spec.Ports)
+				}
+			}
+		})
+	}
+}
+
+func containerPort(d *appsv1.Deployment, target intstr.IntOrString) int32 {
+	if target.Type == intstr.Int {
+		return target.IntVal
+	}
+	for _, c := range d.Spec.Template.Spec.Containers {
+		for _, p := range c.Ports {
+			if p.Name == target.StrVal {
+				return p.ContainerPort
+			}
+		}
+	}
+	return 0
+}
+
+// TestRBAC: exactly what the server needs and nothing else; no Secrets.
+func TestRBAC(t *testing.T) {
+	clusterWant := map[string][]string{
+		"/namespaces":                    {"get", "list", "watch"},
+		"kaiwo.silogen.ai/kaiwopolicies": {"get", "list", "watch"},
+		"kueue.x-k8s.io/resourceflavors": {"get", "list", "watch"},
+		"kueue.x-k8s.io/localqueues":     {"create", "get", "list", "watch"},
+	}
+	roleWant := map[string][]string{
+		"coordination.k8s.io/leases": {"create", "delete", "get", "list", "patch", "update", "watch"},
+		"/events":                    {"create", "patch"},
+		"events.k8s.io/events":       {"create", "patch"},
+	}
+	for name, objs := range renders(t) {
+		t.Run(name, func(t *testing.T) {
+			cr := into[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", ""))
+			if diff := cmp.Diff(clusterWant, flatten(t, cr.Rules)); diff != "" {
+				t.Errorf("ClusterRole (-want,+got):\n%s", diff)
+			}
+			role := into[rbacv1.Role](t, find(t, objs, "Role", ""))
+			if role.Namespace != namespace {
+				t.Errorf("Role in namespace %q, want %q", role.Namespace, namespace)
+			}
+			if diff := cmp.Diff(roleWant, flatten(t, role.Rules)); diff != "" {
+				t.Errorf("Role (-want,+got):\n%s", diff)
+			}
+			sa := find(t, objs, "ServiceAccount", "")
+			dep := into[appsv1.Deployment](t, find(t, objs, "Deployment", serviceName))
+			if dep.Spec.Template.Spec.ServiceAccountName != sa.GetName() {
+				t.Errorf("Deployment runs as %q, want the ServiceAccount %q", dep.Spec.Template.Spec.ServiceAccountName, sa.GetName())
+			}
+			subject := rbacv1.Subject{Kind: "ServiceAccount", Name: sa.GetName(), Namespace: sa.GetNamespace()}
+			crb := into[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", ""))
+			if crb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}) || !slices.Equal(crb.Subjects, []rbacv1.Subject{subject}) {
+				t.Errorf("ClusterRoleBinding %+v does not bind %s to %+v", crb.RoleRef, cr.Name, subject)
+			}
+			rb := into[rbacv1.RoleBinding](t, find(t, objs, "RoleBinding", ""))
+			if rb.Namespace != namespace || rb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name}) || !slices.Equal(rb.Subjects, []rbacv1.Subject{subject}) {
+				t.Errorf("RoleBinding %+v does not bind %s to %+v", rb.RoleRef, role.Name, subject)
+			}
+		})
+	}
+}
+
+// flatten maps group/resource to its sorted verbs, failing on wildcards,
+// resourceNames, non-resource URLs and anything about Secrets.
+func flatten(t *testing.T, rules []rbacv1.PolicyRule) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, r := range rules {
+		if len(r.ResourceNames) > 0 || len(r.NonResourceURLs) > 0 {
+			t.Errorf("rule %+v: resourceNames/nonResourceURLs not expected", r)
+		}
+		for _, g := range r.APIGroups {
+			for _, res := range r.Resources {
+				if g == "*" || res == "*" || slices.Contains(r.Verbs, "*") {
+					t.Errorf("rule %+v: wildcard", r)
+				}
+				if strings.HasPrefix(res, "secrets") {
+					t.Errorf("rule %+v: grants access to Secrets", r)
+				}
+				k := g + "/" + res
+				for _, v := range r.Verbs {
+					if !slices.Contains(out[k], v) {
+						out[k] = append(out[k], v)
+					}
+				}
+				slices.Sort(out[k])
+			}
+		}
+	}
+	return out
+}
+
+func TestDeployment(t *testing.T) {
+	for name, objs := range renders(t) {
+		t.Run(name, func(t *testing.T) {
+			d := into[appsv1.Deployment](t, find(t, objs, "Deployment", serviceName))
+			if got := ptr.Deref(d.Spec.Replicas, 1); got != 2 {
+				t.Errorf("replicas %d, want 2", got)
+			}
+			if !labels.SelectorFromSet(d.Spec.Selector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Errorf("selector %v does not select the template %v", d.Spec.Selector.MatchLabels, d.Spec.Template.Labels)
+			}
+			pod := d.Spec.Template.Spec
+			wantPodSC := &corev1.PodSecurityContext{
+				RunAsNonRoot:   ptr.To(true),
+				RunAsUser:      ptr.To[int64](65532),
+				RunAsGroup:     ptr.To[int64](65532),
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			}
+			if diff := cmp.Diff(wantPodSC, pod.SecurityContext); diff != "" {
+				t.Errorf("pod securityContext (-want,+got):\n%s", diff)
+			}
+			if len(pod.Containers) != 1 || len(pod.InitContainers) != 0 {
+				t.Fatalf("want one container, got %d (+%d init)", len(pod.Containers), len(pod.InitContainers))
+			}
+			c := pod.Containers[0]
+			wantSC := &corev1.SecurityContext{
+				RunAsNonRoot:             ptr.To(true),
+				ReadOnlyRootFilesystem:   ptr.To(true),
+				AllowPrivilegeEscalation: ptr.To(false),
+				Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+			}
+			if diff := cmp.Diff(wantSC, c.SecurityContext); diff != "" {
+				t.Errorf("container securityContext (-want,+got):\n%s", diff)
+			}
+			if c.Image != image {
+				t.Errorf("image %q, want %q", c.Image, image)
+			}
+			if diff := cmp.Diff([]string{"serve", "--leader-elect"}, c.Args); diff != "" {
+				t.Errorf("args (-want,+got):\n%s", diff)
+			}
+			if len(c.Command) != 0 {
+				t.Errorf("command %q: the image's entrypoint is the binary", c.Command)
+			}
+			wantEnv := []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}
+			if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
+				t.Errorf("env (-want,+got):\n%s", diff)
+			}
+			for _, p := range []struct {
+				name string
+				port int32
+			}{{"webhook", 9443}, {"metrics", 8080}, {"health", 8081}} {
+				if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == p.name && cp.ContainerPort == p.port }) {
+					t.Errorf("no container port %s %d in %+v", p.name, p.port, c.Ports)
+				}
+			}
+			for probe, path := range map[*corev1.Probe]string{c.LivenessProbe: "/healthz", c.ReadinessProbe: "/readyz"} {
+				if probe == nil || probe.HTTPGet == nil || probe.HTTPGet.Path != path || probe.HTTPGet.Port != intstr.FromInt32(8081) {
+					t.Errorf("probe %s: want GET %s on 8081, got %+v", path, path, probe)
+				}
+			}
+			for _, r := range []corev1.ResourceName{corev1.ResourceCPU, corev1.ResourceMemory} {
+				req, lim := c.Resources.Requests[r], c.Resources.Limits[r]
+				if req.IsZero() || lim.IsZero() || req.Cmp(lim) > 0 {
+					t.Errorf("%s: want request <= limit, both set; got %s / %s", r, req.String(), lim.String())
+				}
+			}
+			wantMounts := []corev1.VolumeMount{{Name: "cert", MountPath: certDir, ReadOnly: true}}
+			if diff := cmp.Diff(wantMounts, c.VolumeMounts); diff != "" {
+				t.Errorf("volumeMounts (-want,+got):\n%s", diff)
+			}
+			wantVolumes := []corev1.Volume{{Name: "cert", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: certSecret}}}}
+			if diff := cmp.Diff(wantVolumes, pod.Volumes); diff != "" {
+				t.Errorf("volumes (-want,+got):\n%s", diff)
+			}
+			var terms []corev1.WeightedPodAffinityTerm
+			if a := pod.Affinity; a != nil && a.PodAntiAffinity != nil {
+				terms = a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
+			}
+			if len(terms) != 1 || terms[0].PodAffinityTerm.TopologyKey != "kubernetes.io/hostname" ||
+				terms[0].PodAffinityTerm.LabelSelector == nil ||
+				!labels.SelectorFromSet(terms[0].PodAffinityTerm.LabelSelector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Errorf("want a preferred pod anti-affinity on kubernetes.io/hostname against its own pods, got %+v", pod.Affinity)
+			}
+			pdb := into[policyv1.PodDisruptionBudget](t, find(t, objs, "PodDisruptionBudget", ""))
+			if pdb.Spec.MinAvailable == nil || *pdb.Spec.MinAvailable != intstr.FromInt32(1) ||
+				!labels.SelectorFromSet(pdb.Spec.Selector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
+				t.Errorf("PodDisruptionBudget: want minAvailable 1 over the webhook pods, got %+v", pdb.Spec)
+			}
+		})
+	}
+}
+
+// TestChartLint is `helm lint --strict` with the default values and with the
+// values the other tests set.
+func TestChartLint(t *testing.T) {
+	for name, values := range map[string]map[string]any{
+		"defaults":        nil,
+		"everything":      {"serviceMonitor": map[string]any{"enabled": true}, "policies": []any{samplePolicyValue(t)}},
+		"existing issuer": {"certManager": map[string]any{"issuer": map[string]any{"create": false, "name": "ca", "kind": "ClusterIssuer"}}},
+		"one replica":     {"replicaCount": 1, "crds": map[string]any{"install": false}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, m := range lintChart(t, values) {
+				t.Error(m)
+			}
+		})
+	}
+}
+
+// samplePolicyValue is config/samples/kaiwopolicy-default.yaml as a chart
+// policies entry.
+func samplePolicyValue(t *testing.T) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root(t), "config", "samples", "kaiwopolicy-default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p struct {
+		Metadata struct{ Name string }
+		Spec     map[string]any
+	}
+	if err := yaml.Unmarshal(b, &p); err != nil {
+		t.Fatal(err)
+	}
+	return map[string]any{"name": p.Metadata.Name, "spec": p.Spec}
+}
+
+func TestChartValues(t *testing.T) {
+	t.Run("serviceMonitor", func(t *testing.T) {
+		if slices.Contains(kinds(renderChart(t, nil)), "ServiceMonitor") {
+			t.Error("ServiceMonitor rendered by default")
+		}
+		objs := renderChart(t, map[string]any{"serviceMonitor": map[string]any{"enabled": true}})
+		sm := find(t, objs, "ServiceMonitor", serviceName)
+		if sm.GetAPIVersion() != "monitoring.coreos.com/v1" {
+			t.Errorf("ServiceMonitor apiVersion %s", sm.GetAPIVersion())
+		}
+		sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
+		svc := find(t, objs, "Service", serviceName)
+		if len(sel) == 0 || !labels.SelectorFromSet(sel).Matches(labels.Set(svc.GetLabels())) {
+			t.Errorf("ServiceMonitor selector %v does not select the Service %v", sel, svc.GetLabels())
+		}
+		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
+		if len(eps) != 1 || eps[0].(map[string]any)["port"] != "metrics" {
+			t.Errorf("ServiceMonitor endpoints %v, want the metrics port", eps)
+		}
+	})
+	t.Run("existing issuer", func(t *testing.T) {
+		objs := renderChart(t, map[string]any{"certManager": map[string]any{"issuer": map[string]any{"create": false, "name": "corp-ca", "kind": "ClusterIssuer"}}})
+		if slices.Contains(kinds(objs), "Issuer") {
+			t.Error("Issuer rendered with certManager.issuer.create=false")
+		}
+		ref, _, _ := unstructured.NestedStringMap(find(t, objs, "Certificate", "").Object, "spec", "issuerRef")
+		if diff := cmp.Diff(map[string]string{"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "corp-ca"}, ref); diff != "" {
+			t.Errorf("issuerRef (-want,+got):\n%s", diff)
+		}
+		if _, err := tryRenderChart(t, map[string]any{"certManager": map[string]any{"issuer": map[string]any{"create": false}}}); err == nil ||
+			!strings.Contains(err.Error(), "certManager.issuer.name is required") {
+			t.Errorf("no issuer name: want a render error naming certManager.issuer.name, got %v", err)
+		}
+	})
+	t.Run("failurePolicy", func(t *testing.T) {
+		objs := renderChart(t, map[string]any{"failurePolicy": "Ignore"})
+		for _, w := range into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "")).Webhooks {
+			if ptr.Deref(w.FailurePolicy, "") != admissionregistrationv1.Ignore {
+				t.Errorf("%s: failurePolicy %v, want Ignore", w.Name, ptr.Deref(w.FailurePolicy, ""))
+			}
+		}
+		for _, w := range into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "")).Webhooks {
+			if ptr.Deref(w.FailurePolicy, "") != admissionregistrationv1.Fail {
+				t.Errorf("%s: failurePolicy %v, want Fail (KaiwoPolicy validation fails closed)", w.Name, ptr.Deref(w.FailurePolicy, ""))
+			}
+		}
+	})
+	t.Run("values schema", func(t *testing.T) {
+		for _, values := range []map[string]any{
+			{"failurePolicy": "Warn"},
+			{"replicaCount": 0},
+			{"certManager": map[string]any{"issuer": map[string]any{"kind": "Certificate"}}},
+		} {
+			if _, err := tryRenderChart(t, values); err == nil || !strings.Contains(err.Error(), "schema") {
+				t.Errorf("%v: want a values schema error, got %v", values, err)
+			}
+		}
+	})
+	t.Run("crds.install", func(t *testing.T) {
+		crd := find(t, renderChart(t, nil), "CustomResourceDefinition", "kaiwopolicies.kaiwo.silogen.ai")
+		if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD annotations %v: want helm.sh/resource-policy: keep", crd.GetAnnotations())
+		}
+		if slices.Contains(kinds(renderChart(t, map[string]any{"crds": map[string]any{"install": false}})), "CustomResourceDefinition") {
+			t.Error("CRD rendered with crds.install=false")
+		}
+	})
+	t.Run("replicas and image", func(t *testing.T) {
+		objs := renderChart(t, map[string]any{"replicaCount": 1, "image": map[string]any{"tag": "v1.2.3", "pullPolicy": "Always"}})
+		d := into[appsv1.Deployment](t, find(t, objs, "Deployment", ""))
+		if ptr.Deref(d.Spec.Replicas, 0) != 1 {
+			t.Errorf("replicas %d, want 1", ptr.Deref(d.Spec.Replicas, 0))
+		}
+		if c := d.Spec.Template.Spec.Containers[0]; c.Image != "ghcr.io/silogen/kaiwo-webhook:v1.2.3" || c.ImagePullPolicy != corev1.PullAlways {
+			t.Errorf("image %s (%s), want ghcr.io/silogen/kaiwo-webhook:v1.2.3 (Always)", c.Image, c.ImagePullPolicy)
+		}
+		if slices.Contains(kinds(objs), "PodDisruptionBudget") {
+			t.Error("PodDisruptionBudget with one replica would block every drain")
+		}
+	})
+	t.Run("policies", func(t *testing.T) {
+		objs := renderChart(t, map[string]any{"policies": []any{samplePolicyValue(t)}})
+		var docs bytes.Buffer
+		for _, o := range objs {
+			if o.GetKind() == "KaiwoPolicy" {
+				b, err := yaml.Marshal(o.Object)
+				if err != nil {
+					t.Fatal(err)
+				}
+				docs.WriteString("---\n")
+				docs.Write(b)
+			}
+		}
+		policies, _, err := policy.Load(&docs)
+		if err != nil {
+			t.Fatalf("rendered KaiwoPolicy does not load: %v", err)
+		}
+		if len(policies) != 1 || policies[0].Name != "default" {
+			t.Fatalf("want one KaiwoPolicy default, got %d", len(policies))
+		}
+		if errs := policy.Validate(&policies[0]); len(errs) > 0 {
+			t.Errorf("rendered KaiwoPolicy is invalid: %v", errs.ToAggregate())
+		}
+		if _, err := tryRenderChart(t, map[string]any{"policies": []any{map[string]any{"spec": map[string]any{}}}}); err == nil ||
+			!strings.Contains(err.Error(), "at '/policies/0': missing property 'name'") {
+			t.Errorf("policy without name: want values.schema.json to name policies/0 name, got %v", err)
+		}
+	})
+	t.Run("another release and namespace", func(t *testing.T) {
+		objs, err := renderChartAs(t, "team", "gpu-system", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "team-kaiwo-webhook"))
+		if got := m.Annotations[injectCAFrom]; got != "gpu-system/team-kaiwo-webhook" {
+			t.Errorf("%s = %q", injectCAFrom, got)
+		}
+		for _, w := range m.Webhooks {
+			if s := w.ClientConfig.Service; s == nil || s.Name != "team-kaiwo-webhook" || s.Namespace != "gpu-system" {
+				t.Errorf("%s: clientConfig %+v", w.Name, w.ClientConfig)
+			}
+			if got := w.NamespaceSelector.MatchExpressions[0].Values; !slices.Equal(got, []string{"kube-system", "gpu-system"}) {
+				t.Errorf("%s: namespaceSelector excludes %v, want kube-system and gpu-system", w.Name, got)
+			}
+		}
+		dnsNames, _, _ := unstructured.NestedStringSlice(find(t, objs, "Certificate", "team-kaiwo-webhook").Object, "spec", "dnsNames")
+		if !slices.Contains(dnsNames, "team-kaiwo-webhook.gpu-system.svc") {
+			t.Errorf("Certificate dnsNames %v lack the Service's", dnsNames)
+		}
+		secret, _, _ := unstructured.NestedString(find(t, objs, "Certificate", "").Object, "spec", "secretName")
+		d := into[appsv1.Deployment](t, find(t, objs, "Deployment", "team-kaiwo-webhook"))
+		if v := d.Spec.Template.Spec.Volumes; len(v) != 1 || v[0].Secret == nil || v[0].Secret.SecretName != secret {
+			t.Errorf("Deployment mounts %+v, want the Certificate's Secret %q", v, secret)
+		}
+	})
+}
+
+// TestChartCRDIsCurrent: the chart ships a copy of config/crd's CRD (Helm reads
+// no file outside the chart). `go test ./test/manifests -update` refreshes it.
+func TestChartCRDIsCurrent(t *testing.T) {
+	src := filepath.Join(root(t), "config", "crd", crdFile)
+	dst := filepath.Join(chartDir(t), "files", crdFile)
+	want, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(dst, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want, got) {
+		t.Fatalf("%s differs from %s: run `go test ./test/manifests -update`", dst, src)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(want, &crd); err != nil {
+		t.Fatal(err)
+	}
+	rendered := into[apiextensionsv1.CustomResourceDefinition](t, find(t, renderChart(t, nil), "CustomResourceDefinition", crd.Name))
+	if diff := cmp.Diff(crd.Spec, rendered.Spec); diff != "" {
+		t.Errorf("chart CRD spec (-config/crd,+chart):\n%s", diff)
+	}
+}
