@@ -61,7 +61,7 @@ func TestMutatePolicyFile(t *testing.T) {
 			"kaiwo.silogen.ai/gpu-vendor", `"nvidia"`, "limits.allowedVendors"}},
 		"namespace not selected: built-in defaults": {in: job(`kaiwo.silogen.ai/gpus: "1"`, ""), args: []string{"--policy", teamPolicy, "--namespace-labels", "kaiwo.silogen.ai/team=vision"}, code: 0, contains: []string{
 			"kueue.x-k8s.io/queue-name: kaiwo", `"policy":"builtin-default"`}},
-		"patch output": {in: job(`kaiwo.silogen.ai/gpus: "1"`, ""), args: []string{"--patch"}, code: 0, contains: []string{`"op": "add"`, `"path": "/spec/suspend"`}},
+		"patch output":         {in: job(`kaiwo.silogen.ai/gpus: "1"`, ""), args: []string{"--patch"}, code: 0, contains: []string{`"op": "add"`, `"path": "/spec/suspend"`}},
 		"bad namespace labels": {in: job("", ""), args: []string{"--namespace-labels", "novalue"}, code: 2, contains: []string{"--namespace-labels", "not k=v"}},
 		"missing policy file":  {in: job("", ""), args: []string{"--policy", "/nonexistent.yaml"}, code: 1, contains: []string{"/nonexistent.yaml"}},
 		"not yaml":             {in: "{", code: 1, contains: []string{"document 0"}},
