@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,16 +9,22 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 )
 
@@ -79,8 +86,30 @@ func servedCN(addr string) (string, string, uint16, error) {
 	return st.PeerCertificates[0].Subject.CommonName, st.NegotiatedProtocol, st.Version, nil
 }
 
-// TestTLSReload: replacing the certificate files makes the next handshakes serve the new certificate,
-// with no restart and no failed handshake in between; HTTP/2 is off and TLS 1.2 is the minimum.
+// admit sends one AdmissionReview over a new TLS connection and returns the served certificate's name.
+func admit(addr string) (string, error) {
+	body, _ := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{UID: "u", Operation: admissionv1.Create,
+			Kind:   metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"},
+			Object: runtime.RawExtension{Raw: []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","annotations":{"kaiwo.silogen.ai/gpus":"1"}},"spec":{"template":{"spec":{"containers":[{"name":"m","image":"x"}]}}}}`)}},
+	})
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the test reads the served cert
+	resp, err := c.Post("https://"+addr+"/mutate", "application/json", bytes.NewReader(body))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out admissionv1.AdmissionReview
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK || out.Response == nil || !out.Response.Allowed || len(out.Response.Patch) == 0 {
+		return "", fmt.Errorf("HTTP %d, response %+v, %v", resp.StatusCode, out.Response, err)
+	}
+	return resp.TLS.PeerCertificates[0].Subject.CommonName, nil
+}
+
+// TestTLSReload: replacing the certificate files makes the next connections serve the new certificate,
+// with no restart and no failed admission request in between; HTTP/2 is off and TLS 1.2 is the minimum.
 func TestTLSReload(t *testing.T) {
 	dir := t.TempDir()
 	writeCert(t, dir, "first")
@@ -116,16 +145,16 @@ func TestTLSReload(t *testing.T) {
 	writeCert(t, dir, "second")
 	start, handshakes := time.Now(), 0
 	for {
-		cn, _, _, err := servedCN(addr)
+		cn, err := admit(addr)
 		handshakes++
 		var opErr *net.OpError
 		switch {
 		case errors.As(err, &opErr) && opErr.Op == "dial":
 			// the loopback network refused a connect for a moment; not the server's doing
 		case err != nil:
-			t.Fatalf("handshake %d failed during the reload: %v", handshakes, err)
+			t.Fatalf("request %d failed during the reload: %v", handshakes, err)
 		case cn == "second":
-			t.Logf("new certificate served after %v and %d handshakes", time.Since(start).Round(time.Millisecond), handshakes)
+			t.Logf("new certificate served after %v and %d requests", time.Since(start).Round(time.Millisecond), handshakes)
 			return
 		case cn != "first":
 			t.Fatalf("served %q", cn)
