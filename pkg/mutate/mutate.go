@@ -97,6 +97,11 @@ func Mutate(in Input) (*Output, error) {
 	if d := m.run(in.User); d != nil {
 		return nil, d
 	}
+	if apiequality.Semantic.DeepEqual(in.Object, obj) {
+		// Steps may undo each other (an admin patch that rewrites a list a default extends):
+		// what counts is the result, and a second pass must be silent.
+		m.warnings = nil
+	}
 	return &Output{Object: obj, Managed: true, Warnings: m.warnings, Features: m.features}, nil
 }
 
@@ -149,7 +154,7 @@ func (m *mutation) run(user string) *Denial {
 		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(annotationsPath.Key(annotations.GPUs), p.workloadGPUs,
 			fmt.Sprintf("the workload's %d GPUs exceed limits.maxGpusPerWorkload (%d) of KaiwoPolicy %q", p.workloadGPUs, max, m.pol.Name))}}
 	}
-	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.gpus, m.templates}
+	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.patch, m.gpus, m.templates}
 	for _, step := range steps {
 		if errs := step(p); len(errs) > 0 {
 			return &Denial{ReasonConflict, errs}
@@ -258,7 +263,7 @@ func (m *mutation) gpus(p plan) field.ErrorList {
 		return field.ErrorList{err}
 	}
 	if changed {
-		m.warn("%d %s on container %s of %s, with %s CPU and %s memory per GPU, requests equal to limits",
+		m.warn("%d %s on container %s of %s; CPU and memory at %s and %s per GPU where the container set none; requests equal to limits",
 			p.perReplica, s.resource, c.Name, p.target.path, d.CPUPerGPU.String(), d.MemoryPerGPU.String())
 	}
 	return nil
@@ -331,9 +336,13 @@ func (m *mutation) templates(p plan) field.ErrorList {
 		for _, v := range volumes {
 			note("volumes")(addVolume(ps, t.path, v))
 		}
-		useShm := s.shmExplicit || !slices.ContainsFunc(ps.Containers, func(c corev1.Container) bool {
-			return slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool { return vm.MountPath == shmPath && vm.Name != shmVolume })
-		})
+		ownShm := ownShm(ps, shm)
+		useShm := ownShm == "" || s.shmExplicit
+		if s.shmExplicit && ownShm != "" {
+			errs = append(errs, field.Invalid(annotationsPath.Key(annotations.ShmSize), s.shm.String(),
+				fmt.Sprintf("%s already has its own /dev/shm (%s); remove kaiwo.silogen.ai/shm-size (or the policy's locked shmSize applies) or remove that volume", t.path, ownShm)))
+			continue
+		}
 		if useShm {
 			note("shm")(addVolume(ps, t.path, shm))
 		}
@@ -359,9 +368,6 @@ func (m *mutation) templates(p plan) field.ErrorList {
 		note("affinity")(m.affinity(ps, t.path))
 		if gpuTemplate(t, p) && s.opts.GPUModel != "" {
 			note("model")(requireNodeLabel(ps, productLabels[s.vendor], s.opts.GPUModel), nil)
-		}
-		if len(m.pol.PodTemplatePatch) > 0 {
-			note("patch")(applyPatch(t, m.pol.PodTemplatePatch, m.pol.Name))
 		}
 	}
 	if len(errs) > 0 {
@@ -402,9 +408,43 @@ func (m *mutation) warnTemplates(changed map[string]bool, p plan, shm corev1.Vol
 	if changed["model"] {
 		m.warn("requires GPU model %s (node label %s)", s.opts.GPUModel, productLabels[s.vendor])
 	}
-	if changed["patch"] {
+}
+
+// patch applies the admin's podTemplatePatch first, so the features after it (GPUs, env, the policy's
+// tolerations and nodeSelector) see and keep what it sets, and conflicts with it are reported.
+func (m *mutation) patch(plan) field.ErrorList {
+	if len(m.pol.PodTemplatePatch) == 0 {
+		return nil
+	}
+	changed := false
+	for _, t := range m.w.templates() {
+		ok, err := applyPatch(t, m.pol.PodTemplatePatch, m.pol.Name)
+		if err != nil {
+			return field.ErrorList{err}
+		}
+		changed = changed || ok
+	}
+	if changed {
 		m.warn("podTemplatePatch of KaiwoPolicy %s", m.pol.Name)
 	}
+	return nil
+}
+
+// ownShm describes a /dev/shm the pod has that is not Kaiwo's, or "".
+func ownShm(ps *corev1.PodSpec, ours corev1.Volume) string {
+	for _, v := range ps.Volumes {
+		if v.Name == shmVolume && !sameVolume(v, ours) {
+			return fmt.Sprintf("volume %q", v.Name)
+		}
+	}
+	for _, c := range ps.Containers {
+		for _, vm := range c.VolumeMounts {
+			if vm.MountPath == shmPath && vm.Name != shmVolume {
+				return fmt.Sprintf("volume %q mounted by container %q", vm.Name, c.Name)
+			}
+		}
+	}
+	return ""
 }
 
 // gpuTemplate reports whether t is where the plan puts GPUs, or asks for GPUs itself.

@@ -16,6 +16,8 @@ type rayJob struct {
 	*rayv1.RayJob
 	// keepCluster is an explicit shutdownAfterJobFinishes: false, which Kueue cannot queue.
 	keepCluster bool
+	// zeroTTL is an explicit ttlSecondsAfterFinished: 0, delete at once.
+	zeroTTL bool
 }
 
 // rayService adapts a ray.io/v1 RayService: head and worker group templates; GPUs planned over workers.
@@ -81,7 +83,7 @@ func (r *rayJob) queue(s *settings) ([]string, field.ErrorList) {
 // ttl: KubeRay takes a TTL only with shutdownAfterJobFinishes and without deletionRules; 0 reads as unset.
 func (r *rayJob) ttl() (*int32, *field.Path, bool) {
 	var cur *int32
-	if r.Spec.TTLSecondsAfterFinished != 0 {
+	if r.Spec.TTLSecondsAfterFinished != 0 || r.zeroTTL {
 		cur = ptr.To(r.Spec.TTLSecondsAfterFinished)
 	}
 	return cur, field.NewPath("spec", "ttlSecondsAfterFinished"), r.Spec.ShutdownAfterJobFinishes && !r.deletionRules()

@@ -1,7 +1,6 @@
 package mutate
 
 import (
-	"encoding/json"
 	"fmt"
 	"reflect"
 
@@ -12,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	sjson "sigs.k8s.io/json"
 )
 
 // Kind registers one workload kind: how to make an empty object and how to adapt a decoded one.
@@ -54,7 +54,7 @@ func Decode(raw []byte) (client.Object, Kind, error) {
 		APIVersion string `json:"apiVersion"`
 		Kind       string `json:"kind"`
 	}
-	if err := json.Unmarshal(raw, &tm); err != nil {
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &tm); err != nil {
 		return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
 	}
 	gvk := schema.FromAPIVersionAndKind(tm.APIVersion, tm.Kind)
@@ -63,7 +63,8 @@ func Decode(raw []byte) (client.Object, Kind, error) {
 		return nil, Kind{}, fmt.Errorf("unsupported kind %q (apiVersion %q): supported are %s", tm.Kind, tm.APIVersion, supportedKinds())
 	}
 	obj := k.New()
-	if err := json.Unmarshal(raw, obj); err != nil {
+	// Case-sensitive, as the API server decodes: a "Spec" key is an unknown field, not spec.
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
 		return nil, Kind{}, fmt.Errorf("decoding %s: %w", tm.Kind, err)
 	}
 	obj.GetObjectKind().SetGroupVersionKind(gvk)
@@ -137,7 +138,8 @@ var (
 		Resource: "rayjobs",
 		New:      func() client.Object { return &rayv1.RayJob{} },
 		adapt: func(o client.Object, raw []byte) (workload, error) {
-			return &rayJob{RayJob: o.(*rayv1.RayJob), keepCluster: explicitFalse(raw)}, nil
+			e := explicitRayJob(raw)
+			return &rayJob{RayJob: o.(*rayv1.RayJob), keepCluster: e.keepCluster, zeroTTL: e.zeroTTL}, nil
 		},
 	}
 	rayServiceKind = Kind{
@@ -149,15 +151,25 @@ var (
 	}
 )
 
-// explicitFalse reports whether raw says spec.shutdownAfterJobFinishes: false, which the Go type cannot tell from unset.
-func explicitFalse(raw []byte) bool {
+// explicit holds values in raw that a RayJob's Go type cannot tell from unset.
+type explicit struct {
+	keepCluster bool // spec.shutdownAfterJobFinishes: false
+	zeroTTL     bool // spec.ttlSecondsAfterFinished: 0
+}
+
+func explicitRayJob(raw []byte) explicit {
 	var probe struct {
 		Spec struct {
-			ShutdownAfterJobFinishes *bool `json:"shutdownAfterJobFinishes"`
+			ShutdownAfterJobFinishes *bool  `json:"shutdownAfterJobFinishes"`
+			TTLSecondsAfterFinished  *int64 `json:"ttlSecondsAfterFinished"`
 		} `json:"spec"`
 	}
-	if len(raw) == 0 || json.Unmarshal(raw, &probe) != nil {
-		return false
+	if len(raw) == 0 || sjson.UnmarshalCaseSensitivePreserveInts(raw, &probe) != nil {
+		return explicit{}
 	}
-	return probe.Spec.ShutdownAfterJobFinishes != nil && !*probe.Spec.ShutdownAfterJobFinishes
+	sp := probe.Spec
+	return explicit{
+		keepCluster: sp.ShutdownAfterJobFinishes != nil && !*sp.ShutdownAfterJobFinishes,
+		zeroTTL:     sp.TTLSecondsAfterFinished != nil && *sp.TTLSecondsAfterFinished == 0,
+	}
 }
