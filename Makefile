@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/webhook
 IMG ?= ghcr.io/silogen/kaiwo-webhook:dev
 
-.PHONY: build test test-unit lint bench generate fuzz docker-build
+.PHONY: build test test-unit test-e2e lint bench generate fuzz docker-build
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/webhook
@@ -15,6 +15,11 @@ test: lint
 
 test-unit:
 	$(GO) test -count=1 -short ./...
+
+# Kueue, cert-manager's controllers and our server as separate processes on a local control plane;
+# their binaries are built once from the module proxy into .cache/.
+test-e2e:
+	hack/e2e.sh
 
 lint:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
