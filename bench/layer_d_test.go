@@ -3,15 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,12 +19,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/yaml"
 
+	"github.com/silogen/kaiwo-webhook/internal/testenv"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
@@ -49,47 +46,15 @@ func layerD(t *testing.T, r *report) {
 		t.Fatal("KUBEBUILDER_ASSETS is not set; run make bench")
 	}
 	logf.SetLogger(logr.Discard())
-	dirs := []string{filepath.Join("..", "config", "crd")}
-	for _, m := range []struct{ mod, sub string }{
-		{"sigs.k8s.io/kueue", "config/components/crd/bases"},
-		{"github.com/ray-project/kuberay/ray-operator", "config/crd/bases"},
-	} {
-		out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", m.mod).Output()
-		if err != nil {
-			t.Fatalf("go list -m %s: %v", m.mod, err)
-		}
-		dirs = append(dirs, filepath.Join(strings.TrimSpace(string(out)), m.sub))
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:        dirs,
-		ErrorIfCRDPathMissing:    true,
-		WebhookInstallOptions:    envtest.WebhookInstallOptions{Paths: []string{filepath.Join("..", "config", "webhook")}},
-		ControlPlaneStartTimeout: 2 * time.Minute,
-	}
-	cfg, err := env.Start()
+	srv, err := testenv.StartServer("..")
 	if err != nil {
-		t.Fatalf("starting envtest: %v", err)
-	}
-	defer func() { _ = env.Stop() }()
-	cfg.QPS, cfg.Burst = 1e6, 1e6 // measure the API server, not client-side rate limiting
-
-	ctx, cancel := context.WithCancel(context.Background())
-	wh := env.WebhookInstallOptions
-	reg := prometheus.NewRegistry()
-	mgr, err := server.NewManager(ctx, cfg, server.Options{
-		Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
-		MetricsAddr: "0", ProbeAddr: "0", Metrics: server.NewMetrics(reg),
-	})
-	if err != nil {
-		cancel()
-		t.Fatalf("manager: %v", err)
-	}
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); _ = mgr.Start(ctx) }()
-	defer func() { cancel(); <-stopped }() // before envtest removes the certificates
-	if err := waitTLS(net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort)), time.Minute); err != nil {
 		t.Fatal(err)
 	}
+	defer srv.Stop()
+	cfg := rest.CopyConfig(srv.Config)
+	cfg.QPS, cfg.Burst = 1e6, 1e6 // measure the API server, not client-side rate limiting
+	reg := srv.Registry
+	ctx := context.Background()
 	k8s, err := client.New(cfg, client.Options{Scheme: server.Scheme()})
 	if err != nil {
 		t.Fatal(err)
@@ -279,22 +244,6 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
-	}
-}
-
-// waitTLS waits until a TLS server completes a handshake at addr.
-func waitTLS(addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
-		if err == nil {
-			conn.Close()
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("webhook server at %s not serving after %v: %w", addr, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -44,6 +44,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/yaml"
 
+	"github.com/silogen/kaiwo-webhook/internal/testenv"
 	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
 
@@ -141,14 +142,7 @@ func run(m *testing.M) (code int) {
 		ControlPlaneStartTimeout: 2 * time.Minute,
 		ControlPlaneStopTimeout:  time.Minute,
 	}
-	for attempt := 1; ; attempt++ {
-		cfg, err = testEnv.Start()
-		if err == nil || attempt == 3 || !errors.Is(err, syscall.EADDRNOTAVAIL) {
-			break
-		}
-		_ = testEnv.Stop()
-		time.Sleep(time.Second)
-	}
+	cfg, err = testenv.StartEnv(testEnv)
 	if err != nil {
 		return fail(fmt.Errorf("starting etcd and kube-apiserver: %w", err))
 	}

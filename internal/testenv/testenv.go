@@ -1,0 +1,128 @@
+package testenv
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/silogen/kaiwo-webhook/pkg/server"
+)
+
+// ModuleDir finds a dependency's source in the module cache, for the CRDs it ships.
+func ModuleDir(mod string) (string, error) {
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
+	if err != nil {
+		return "", fmt.Errorf("go list -m %s: %w", mod, err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// StartEnv starts env, retrying when the loopback network refuses a bind or connect for a moment.
+func StartEnv(env *envtest.Environment) (*rest.Config, error) {
+	for attempt := 1; ; attempt++ {
+		cfg, err := env.Start()
+		if err == nil || attempt == 3 || !errors.Is(err, syscall.EADDRNOTAVAIL) {
+			return cfg, err
+		}
+		_ = env.Stop()
+		time.Sleep(time.Second)
+	}
+}
+
+// WaitTLS waits until a TLS server completes a handshake at addr.
+func WaitTLS(addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("webhook server at %s not serving after %v: %w", addr, timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Server is a real kube-apiserver with the KaiwoPolicy, Kueue and KubeRay CRDs and the webhook
+// configuration of config/webhook (not a copy), pointed at the webhook server running in this process.
+type Server struct {
+	Config  *rest.Config
+	Client  client.Client
+	Metrics *server.Metrics
+	// Registry holds Metrics and nothing else.
+	Registry *prometheus.Registry
+	env      *envtest.Environment
+	stop     func()
+}
+
+// StartServer starts it all; root is the repository root. KUBEBUILDER_ASSETS must name the binaries.
+func StartServer(root string) (*Server, error) {
+	dirs := []string{filepath.Join(root, "config", "crd")}
+	for _, m := range []struct{ mod, sub string }{
+		{"sigs.k8s.io/kueue", "config/components/crd/bases"},
+		{"github.com/ray-project/kuberay/ray-operator", "config/crd/bases"},
+	} {
+		dir, err := ModuleDir(m.mod)
+		if err != nil {
+			return nil, err
+		}
+		dirs = append(dirs, filepath.Join(dir, m.sub))
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:        dirs,
+		ErrorIfCRDPathMissing:    true,
+		WebhookInstallOptions:    envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
+		ControlPlaneStartTimeout: 2 * time.Minute,
+	}
+	cfg, err := StartEnv(env)
+	if err != nil {
+		return nil, fmt.Errorf("starting envtest: %w", err)
+	}
+	s := &Server{Config: cfg, env: env, Registry: prometheus.NewRegistry()}
+	s.Metrics = server.NewMetrics(s.Registry)
+	ctx, cancel := context.WithCancel(context.Background())
+	wh := env.WebhookInstallOptions
+	mgr, err := server.NewManager(ctx, cfg, server.Options{
+		Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
+		MetricsAddr: "0", ProbeAddr: "0", Metrics: s.Metrics,
+	})
+	if err != nil {
+		cancel()
+		_ = env.Stop()
+		return nil, fmt.Errorf("manager: %w", err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		_ = mgr.Start(ctx)
+	}()
+	// The manager stops before envtest removes its certificates.
+	s.stop = func() { cancel(); <-stopped; _ = env.Stop() }
+	if err := WaitTLS(net.JoinHostPort(wh.LocalServingHost, strconv.Itoa(wh.LocalServingPort)), time.Minute); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	if s.Client, err = client.New(cfg, client.Options{Scheme: server.Scheme()}); err != nil {
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Stop stops the server, then the control plane.
+func (s *Server) Stop() { s.stop() }
