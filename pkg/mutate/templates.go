@@ -1,0 +1,258 @@
+package mutate
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// templates applies every per-template feature to every managed pod template.
+func (m *mutation) templates(p plan) field.ErrorList {
+	s, d := m.s, &m.pol.Defaults
+	num := []corev1.EnvVar{
+		{Name: EnvNumGPUs, Value: strconv.FormatInt(int64(p.replicas)*int64(p.perReplica), 10)},
+		{Name: EnvNumReplicas, Value: strconv.Itoa(int(p.replicas))},
+		{Name: EnvNumGPUsPerReplica, Value: strconv.Itoa(int(p.perReplica))},
+	}
+	var userEnv []corev1.EnvVar
+	var volumes []corev1.Volume
+	var mounts []corev1.VolumeMount
+	if s.opts.Env != nil {
+		userEnv = s.opts.Env.envVars()
+		for _, e := range s.opts.Env.EnvVars {
+			if sm := e.MountSecret; sm != nil {
+				name := secretVolumeName(sm.Secret)
+				if !slices.ContainsFunc(volumes, func(v corev1.Volume) bool { return v.Name == name }) {
+					volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: sm.Secret}}})
+				}
+				mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: sm.Path, SubPath: sm.Key, ReadOnly: true})
+			}
+		}
+		m.features = append(m.features, "env")
+	}
+	if s.opts.ConfigMap != "" {
+		volumes = append(volumes, corev1.Volume{Name: codeVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: s.opts.ConfigMap}}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: codeVolume, MountPath: s.codePath})
+		m.features = append(m.features, "code")
+	}
+	shm := corev1.Volume{Name: shmVolume, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{Medium: corev1.StorageMediumMemory, SizeLimit: s.shm}}}
+	m.features = append(m.features, "env-num-gpus", "shm")
+	if s.pullSecret != "" {
+		m.features = append(m.features, "image-pull-secret")
+	}
+	if len(d.Tolerations) > 0 {
+		m.features = append(m.features, "tolerations")
+	}
+	if len(d.NodeSelector) > 0 {
+		m.features = append(m.features, "node-selector")
+	}
+	if d.Affinity != nil {
+		m.features = append(m.features, "affinity")
+	}
+	if s.opts.GPUModel != "" {
+		m.features = append(m.features, "gpu-model")
+	}
+	if len(m.pol.PodTemplatePatch) > 0 {
+		m.features = append(m.features, "pod-template-patch")
+	}
+
+	changed := map[string]bool{}
+	var errs field.ErrorList
+	note := func(feature string) func(bool, *field.Error) {
+		return func(ok bool, err *field.Error) {
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if ok {
+				changed[feature] = true
+			}
+		}
+	}
+	for _, t := range m.w.templates() {
+		ps := &t.spec.Spec
+		for _, v := range volumes {
+			note("volumes")(addVolume(ps, t.path, v))
+		}
+		ownShm := ownShm(ps, shm)
+		useShm := ownShm == "" || s.shmExplicit
+		if s.shmExplicit && ownShm != "" {
+			errs = append(errs, field.Invalid(annotationsPath.Key(annotations.ShmSize), s.shm.String(),
+				fmt.Sprintf("%s already has its own /dev/shm (%s); remove kaiwo.silogen.ai/shm-size (or the policy's locked shmSize applies) or remove that volume", t.path, ownShm)))
+			continue
+		}
+		if useShm {
+			note("shm")(addVolume(ps, t.path, shm))
+		}
+		for i := range ps.Containers {
+			c, cp := &ps.Containers[i], t.path.Child("spec", "containers").Index(i)
+			note("num")(setEnv(c, cp, num))
+			note("env")(setEnv(c, cp, userEnv))
+			for _, vm := range mounts {
+				note("volumes")(addMount(c, cp, vm))
+			}
+			if useShm {
+				note("shm")(addMount(c, cp, corev1.VolumeMount{Name: shmVolume, MountPath: shmPath}))
+			}
+		}
+		if s.pullSecret != "" && !slices.ContainsFunc(ps.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == s.pullSecret }) {
+			ps.ImagePullSecrets = append(ps.ImagePullSecrets, corev1.LocalObjectReference{Name: s.pullSecret})
+			changed["pull"] = true
+		}
+		for _, tol := range d.Tolerations {
+			note("tolerations")(addToleration(ps, tol), nil)
+		}
+		note("nodeSelector")(m.nodeSelector(ps, t.path))
+		note("affinity")(m.affinity(ps, t.path))
+		if gpuTemplate(t, p) && s.opts.GPUModel != "" {
+			note("model")(requireNodeLabel(ps, productLabels[s.vendor], s.opts.GPUModel), nil)
+		}
+	}
+	if len(errs) > 0 {
+		return errs
+	}
+	m.warnTemplates(changed, p, shm, mounts)
+	return nil
+}
+
+func (m *mutation) warnTemplates(changed map[string]bool, p plan, shm corev1.Volume, mounts []corev1.VolumeMount) {
+	s := m.s
+	if changed["num"] {
+		m.warn("%s=%d, %s=%d, %s=%d in every container", EnvNumGPUs, int64(p.replicas)*int64(p.perReplica), EnvNumReplicas, p.replicas, EnvNumGPUsPerReplica, p.perReplica)
+	}
+	if changed["env"] {
+		m.warn("%d env vars from %s", len(s.opts.Env.EnvVars), annotations.Env)
+	}
+	if changed["volumes"] {
+		var where []string
+		for _, vm := range mounts {
+			where = append(where, vm.MountPath)
+		}
+		m.warn("mounted %s", strings.Join(where, ", "))
+	}
+	if changed["shm"] {
+		size := "no size limit"
+		if shm.EmptyDir.SizeLimit != nil {
+			size = shm.EmptyDir.SizeLimit.String()
+		}
+		m.warn("memory-backed /dev/shm (%s)", size)
+	}
+	if changed["pull"] {
+		m.warn("imagePullSecret %s", s.pullSecret)
+	}
+	if changed["tolerations"] || changed["nodeSelector"] || changed["affinity"] {
+		m.warn("tolerations, nodeSelector and affinity of KaiwoPolicy %s", m.pol.Name)
+	}
+	if changed["model"] {
+		m.warn("requires GPU model %s (node label %s)", s.opts.GPUModel, productLabels[s.vendor])
+	}
+}
+
+// patch applies the admin's podTemplatePatch first, so the features after it (GPUs, env, the policy's
+// tolerations and nodeSelector) see and keep what it sets, and conflicts with it are reported.
+func (m *mutation) patch(plan) field.ErrorList {
+	if len(m.pol.PodTemplatePatch) == 0 {
+		return nil
+	}
+	changed := false
+	for _, t := range m.w.templates() {
+		ok, err := applyPatch(t, m.pol.PodTemplatePatch, m.pol.Name)
+		if err != nil {
+			return field.ErrorList{err}
+		}
+		changed = changed || ok
+	}
+	if changed {
+		m.warn("podTemplatePatch of KaiwoPolicy %s", m.pol.Name)
+	}
+	return nil
+}
+
+// ownShm describes a /dev/shm the pod has that is not Kaiwo's, or "".
+func ownShm(ps *corev1.PodSpec, ours corev1.Volume) string {
+	for _, v := range ps.Volumes {
+		if v.Name == shmVolume && !sameVolume(v, ours) {
+			return fmt.Sprintf("volume %q", v.Name)
+		}
+	}
+	for _, c := range ps.Containers {
+		for _, vm := range c.VolumeMounts {
+			if vm.MountPath == shmPath && vm.Name != shmVolume {
+				return fmt.Sprintf("volume %q mounted by container %q", vm.Name, c.Name)
+			}
+		}
+	}
+	return ""
+}
+
+// gpuTemplate reports whether t is where the plan puts GPUs, or asks for GPUs itself.
+func gpuTemplate(t template, p plan) bool {
+	if p.target != nil {
+		return p.target.spec == t.spec
+	}
+	return requestsGPUs([]template{t})
+}
+
+func (m *mutation) nodeSelector(ps *corev1.PodSpec, path *field.Path) (bool, *field.Error) {
+	changed := false
+	for _, k := range sortedKeys(m.pol.Defaults.NodeSelector) {
+		v := m.pol.Defaults.NodeSelector[k]
+		cur, ok := ps.NodeSelector[k]
+		switch {
+		case !ok:
+			if ps.NodeSelector == nil {
+				ps.NodeSelector = map[string]string{}
+			}
+			ps.NodeSelector[k] = v
+			changed = true
+		case cur != v && m.pol.IsLocked(policy.FieldNodeSelector):
+			return false, field.Invalid(path.Child("spec", "nodeSelector").Key(k), cur,
+				fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.nodeSelector sets %s=%s", m.pol.Name, k, v))
+		}
+	}
+	return changed, nil
+}
+
+func (m *mutation) affinity(ps *corev1.PodSpec, path *field.Path) (bool, *field.Error) {
+	a := m.pol.Defaults.Affinity
+	switch {
+	case a == nil:
+		return false, nil
+	case ps.Affinity == nil:
+		ps.Affinity = a.DeepCopy()
+		return true, nil
+	case m.pol.IsLocked(policy.FieldAffinity) && !apiequality.Semantic.DeepEqual(ps.Affinity, a):
+		return false, field.Forbidden(path.Child("spec", "affinity"), fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.affinity applies and cannot be replaced", m.pol.Name))
+	}
+	return false, nil
+}
+
+// applyPatch applies the admin's strategic merge patch to t.
+func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
+	orig, err := json.Marshal(t.spec)
+	if err != nil {
+		return false, field.InternalError(t.path, err)
+	}
+	out, err := strategicpatch.StrategicMergePatch(orig, patch, corev1.PodTemplateSpec{})
+	if err != nil {
+		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
+	}
+	var next corev1.PodTemplateSpec
+	if err := json.Unmarshal(out, &next); err != nil {
+		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
+	}
+	if apiequality.Semantic.DeepEqual(*t.spec, next) {
+		return false, nil
+	}
+	*t.spec = next
+	return true, nil
+}
