@@ -4,19 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -182,7 +175,7 @@ func run(m *testing.M) (code int) {
 	}
 
 	// 4. config/webhook through the test/e2e/config overlay.
-	if webhookPort, err = freePort(); err != nil {
+	if webhookPort, err = testenv.FreePort(); err != nil {
 		return fail(err)
 	}
 	if err := applyOverlay(ctx); err != nil {
@@ -292,15 +285,6 @@ func (p *proc) tail(n int) {
 		state = fmt.Sprintf("exited: %v", p.err)
 	}
 	fmt.Fprintf(os.Stderr, "---- %s (%s), last %d lines of %s\n%s\n", p.name, state, len(lines), p.log, strings.Join(lines, "\n"))
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // kubectlRun runs the envtest kubectl against the test cluster.
@@ -435,7 +419,7 @@ func caInjected(ctx context.Context, ca []byte) error {
 // startWebhook starts `webhook serve` and waits until it is ready and serves
 // a certificate that verifies against the CA cert-manager injected.
 func startWebhook(ctx context.Context) error {
-	probePort, err := freePort()
+	probePort, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}
@@ -515,22 +499,22 @@ func servedCert(addr string) ([]byte, error) {
 // the clientConfig changed to this process) and starts it.
 func startKueue(ctx context.Context, bin string) error {
 	var err error
-	if kueuePort, err = freePort(); err != nil {
+	if kueuePort, err = testenv.FreePort(); err != nil {
 		return err
 	}
-	probePort, err := freePort()
+	probePort, err := testenv.FreePort()
 	if err != nil {
 		return err
 	}
 	certDir := filepath.Join(workDir, "kueue-certs")
-	if kueueCABundle, err = selfSignedServing(certDir); err != nil {
+	if kueueCABundle, err = testenv.WriteServingCert(certDir, "kueue-webhook-e2e"); err != nil {
 		return err
 	}
 	// Without its internal cert rotator, Kueue's metrics server reads a fixed
 	// path (cmd/kueue/main.go: /etc/kueue/metrics/certs); it must exist even
 	// with metrics off. Fill it only when empty.
 	if _, err := os.Stat("/etc/kueue/metrics/certs/tls.crt"); errors.Is(err, os.ErrNotExist) {
-		if _, err := selfSignedServing("/etc/kueue/metrics/certs"); err != nil {
+		if _, err := testenv.WriteServingCert("/etc/kueue/metrics/certs", "kueue-metrics-e2e"); err != nil {
 			return fmt.Errorf("kueue needs /etc/kueue/metrics/certs: %w", err)
 		}
 	}
@@ -673,42 +657,4 @@ func kueueWebhooks() (*admissionregistrationv1.MutatingWebhookConfiguration, *ad
 		}
 	}
 	return mwc, vwc, nil
-}
-
-// selfSignedServing writes tls.crt/tls.key for 127.0.0.1 to dir and returns the CA PEM.
-func selfSignedServing(dir string) ([]byte, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "kueue-webhook-e2e"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(24 * time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	crt := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.crt"), crt, 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "tls.key"), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		return nil, err
-	}
-	return crt, nil
 }
