@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -239,6 +240,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	if _, _, err := mutate.Decode(out); err != nil {
 		t.Fatalf("the mutated object does not decode: %v\n%s", err, out)
 	}
+	fzCheckSameAsJSONDiff(t, raw, out, decoded, polFor(decoded.GetNamespace()))
 	again, err := mutate.Admit(out, polFor, rwUser)
 	if err != nil {
 		t.Fatalf("Admit allows the object but denies its own output: %v\ninput:  %s\noutput: %s", err, raw, out)
@@ -246,6 +248,30 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	if !again.Managed || len(again.Patch) > 0 || len(again.Warnings) > 0 {
 		t.Fatalf("not idempotent: the second Admit gives managed=%v, patch %s, warnings %q\ninput:  %s\noutput: %s",
 			again.Managed, rwJSON(again.Patch), again.Warnings, raw, out)
+	}
+}
+
+// fzCheckSameAsJSONDiff: the patch of the Go values, applied, gives what the patch of their JSON
+// encodings gives.
+func fzCheckSameAsJSONDiff(t *testing.T, raw, out []byte, obj client.Object, pol *policy.Policy) {
+	t.Helper()
+	m, err := mutate.Mutate(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
+	if err != nil {
+		t.Fatalf("Mutate denies what Admit allows: %v", err)
+	}
+	if !mutate.TypedDiffModels(obj, m.Object) {
+		t.Errorf("the typed diff does not model %T", obj)
+	}
+	ops, err := mutate.JSONDiff(raw, obj, m.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := mutate.ApplyPatch(raw, ops)
+	if err != nil {
+		t.Fatalf("the JSON diff does not apply: %v", err)
+	}
+	if !reflect.DeepEqual(rwDecode(t, want), rwDecode(t, out)) {
+		t.Errorf("the typed patch gives\n%s\nthe JSON diff gives\n%s", out, want)
 	}
 }
 

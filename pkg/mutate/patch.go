@@ -3,12 +3,16 @@ package mutate
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
+	"unsafe"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
+	"github.com/tidwall/gjson"
 	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,12 +20,31 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// Patch returns the JSON patch from raw, the object as sent, to mutated. It diffs the Go encodings of
-// original and mutated, so it holds only what the mutation changed: fields the Go types do not know (a
-// newer CRD, an alpha field) survive, and values the types normalize keep the user's spelling, as in
-// controller-runtime's defaulting webhook. Each operation is then fitted to raw, where the encoding of
-// the Go types and raw differ in shape (see fitToRaw).
+// Patch returns the JSON patch from raw, the object as sent, to mutated. It diffs the Go values
+// original and mutated (see typedDiff), so it holds only what the mutation changed: fields the Go types
+// do not know (a newer CRD, an alpha field) survive, and values the types normalize keep the user's
+// spelling, as in controller-runtime's defaulting webhook. Each operation is then fitted to raw, where
+// the encoding of the Go types and raw differ in shape (see fitToRaw).
 func Patch(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, error) {
+	ops, err := typedDiff(original, mutated)
+	if errors.Is(err, errNoTypedDiff) {
+		return jsonDiff(raw, original, mutated)
+	}
+	if err != nil || len(ops) == 0 {
+		return nil, err
+	}
+	root := reflect.ValueOf(mutated)
+	return fitToRaw(ops, raw, func(segs []string) (any, error) {
+		v, err := valueAt(root, segs)
+		if err != nil {
+			return nil, err
+		}
+		return jsonValue(v), nil
+	})
+}
+
+// jsonDiff is Patch for Go types the typed diff does not model: it diffs their JSON encodings.
+func jsonDiff(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, error) {
 	before, err := json.Marshal(original)
 	if err != nil {
 		return nil, fmt.Errorf("encoding original object: %w", err)
@@ -40,73 +63,81 @@ func Patch(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, 
 	if len(ops) == 0 {
 		return nil, nil
 	}
-	kept, err := fitToRaw(ops, raw, after)
-	if err != nil || len(kept) == 0 {
-		return nil, err
-	}
 	// CreatePatch walks maps in random order; a stable order makes the patch deterministic.
 	// Array indexes compare as numbers, so appended elements stay in ascending order.
-	sort.SliceStable(kept, func(i, j int) bool { return pathLess(kept[i].Path, kept[j].Path) })
-	return kept, nil
+	sort.SliceStable(ops, func(i, j int) bool { return pathLess(ops[i].Path, ops[j].Path) })
+	var afterDoc any // decoded when first needed
+	return fitToRaw(ops, raw, func(segs []string) (any, error) {
+		if afterDoc == nil {
+			if afterDoc, err = decodeJSON(after); err != nil {
+				return nil, fmt.Errorf("decoding mutated object: %w", err)
+			}
+		}
+		v := afterDoc
+		for _, s := range segs {
+			v, _ = pointerChild(v, s)
+		}
+		return v, nil
+	})
 }
 
 // fitToRaw makes ops, a diff of the Go encodings, apply to raw. The encodings differ from raw where the
 // Go types write what raw leaves out (an empty struct, resources: {}) or leave out what raw writes (a
-// zero value, an unknown field). So: an operation whose parent raw lacks adds the whole subtree of
-// after at the first missing ancestor instead; an add of a key raw has is a replace, dropped when raw
-// already holds the value; a remove of what raw lacks is dropped.
-func fitToRaw(ops []jsonpatch.Operation, raw, after []byte) ([]jsonpatch.Operation, error) {
-	var doc any // shapes and values only: plain numbers do, and spare the copy a json.Decoder makes
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("decoding object: %w", err)
-	}
-	var afterDoc any // decoded when first needed
+// zero value, an unknown field). So: an operation whose parent raw lacks sets the whole subtree of the
+// mutated object (after) at the first missing ancestor instead; an add of a key raw has is a replace,
+// dropped when raw already holds the value; a remove of what raw lacks is dropped. raw is read only
+// along the operations' paths.
+func fitToRaw(ops []jsonpatch.Operation, raw []byte, after func(segs []string) (any, error)) ([]jsonpatch.Operation, error) {
+	doc := newRawDoc(raw)
 	lifted := sets.New[string]()
 	kept := make([]jsonpatch.Operation, 0, len(ops))
 	for _, op := range ops {
-		segs := strings.Split(op.Path, "/")[1:]
-		// node is the deepest container of raw on the path, at depth n.
-		node, n := doc, 0
-		for ; n < len(segs)-1; n++ {
-			next, ok := pointerChild(node, segs[n])
-			if !ok || !isContainer(next) {
+		// parent is the deepest container of raw on the path, at depth n.
+		parent, n := doc.root, 0
+		for i := 1; i < len(op.Path); i++ {
+			if op.Path[i] != '/' {
+				continue
+			}
+			next := doc.at(op.Path[:i])
+			if !next.IsObject() && !next.IsArray() {
 				break
 			}
-			node = next
+			parent, n = next, i
 		}
-		if n < len(segs)-1 {
+		if end := strings.LastIndexByte(op.Path, '/'); n < end {
 			if op.Operation == "remove" {
 				continue
 			}
-			p := "/" + strings.Join(segs[:n+1], "/")
+			p := op.Path
+			if i := strings.IndexByte(op.Path[n+1:], '/'); i >= 0 {
+				p = op.Path[:n+1+i]
+			}
 			if lifted.Has(p) {
 				continue
 			}
 			lifted.Insert(p)
-			if afterDoc == nil {
-				var err error
-				if afterDoc, err = decodeJSON(after); err != nil {
-					return nil, fmt.Errorf("decoding mutated object: %w", err)
-				}
+			v, err := after(strings.Split(p, "/")[1:])
+			if err != nil {
+				return nil, err
 			}
-			v := afterDoc
-			for _, s := range segs[:n+1] {
-				v, _ = pointerChild(v, s)
+			verb := "add"
+			if doc.at(p).Exists() { // null or a scalar where the Go type has a container
+				verb = "replace"
 			}
-			kept = append(kept, jsonpatch.NewOperation("add", p, v))
+			kept = append(kept, jsonpatch.NewOperation(verb, p, v))
 			continue
 		}
-		cur, exists := pointerChild(node, segs[n])
+		cur := doc.at(op.Path)
 		switch {
-		case !exists && op.Operation == "remove":
-		case !exists:
+		case !cur.Exists() && op.Operation == "remove":
+		case !cur.Exists():
 			// An add of a key or of an element past the end; a replace of a key raw lacks is an add.
 			op.Operation = "add"
 			kept = append(kept, op)
 		case op.Operation == "remove":
 			kept = append(kept, op)
-		case !sameJSON(cur, op.Value):
-			if _, inArray := node.([]any); !inArray {
+		case !sameJSON(cur.Raw, op.Value):
+			if !parent.IsArray() {
 				op.Operation = "replace" // an add of a key raw has: the Go type dropped its value
 			}
 			kept = append(kept, op)
@@ -115,9 +146,63 @@ func fitToRaw(ops []jsonpatch.Operation, raw, after []byte) ([]jsonpatch.Operati
 	return kept, nil
 }
 
-// sameJSON reports whether two decoded JSON values encode alike; a number that float64 cannot hold
-// exactly compares unequal, which keeps the operation.
-func sameJSON(a, b any) bool {
+// rawDoc reads raw by JSON pointer, remembering each container it reached.
+type rawDoc struct {
+	root gjson.Result
+	seen map[string]gjson.Result
+}
+
+func newRawDoc(raw []byte) *rawDoc {
+	// raw is only read, and outlives the document: no copy.
+	return &rawDoc{root: gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))), seen: map[string]gjson.Result{}}
+}
+
+// at is the value at the JSON pointer p; it does not exist when raw has nothing there.
+func (d *rawDoc) at(p string) gjson.Result {
+	if p == "" {
+		return d.root
+	}
+	if r, ok := d.seen[p]; ok {
+		return r
+	}
+	i := strings.LastIndexByte(p, '/')
+	parent, seg := d.at(p[:i]), p[i+1:]
+	var r gjson.Result
+	switch {
+	case parent.IsObject():
+		key := unescapePointer(seg)
+		if key == "" {
+			parent.ForEach(func(k, v gjson.Result) bool {
+				if k.String() == key {
+					r = v
+				}
+				return true // the last duplicate wins, as encoding/json decodes
+			})
+		} else {
+			r = parent.Get(gjson.Escape(key))
+		}
+	case parent.IsArray():
+		if i, err := strconv.Atoi(seg); err == nil && i >= 0 && strconv.Itoa(i) == seg {
+			r = parent.Get(seg)
+		}
+	}
+	if r.IsObject() || r.IsArray() {
+		d.seen[p] = r // containers are read again, leaves once
+	}
+	return r
+}
+
+// sameJSON reports whether raw, a JSON value, and v, a Go value, encode alike once decoded; a number
+// that float64 cannot hold exactly compares unequal, which keeps the operation.
+func sameJSON(raw string, v any) bool {
+	vb, err := json.Marshal(v)
+	if err != nil {
+		return false
+	}
+	var a, b any
+	if json.Unmarshal([]byte(raw), &a) != nil || json.Unmarshal(vb, &b) != nil {
+		return false
+	}
 	ab, aerr := json.Marshal(a)
 	bb, berr := json.Marshal(b)
 	return aerr == nil && berr == nil && bytes.Equal(ab, bb)

@@ -1,0 +1,451 @@
+package mutate
+
+import (
+	"encoding"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"gomodules.xyz/jsonpatch/v2"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+)
+
+// errNoTypedDiff marks a Go type the typed diff does not model; Patch then diffs JSON encodings instead.
+var errNoTypedDiff = errors.New("type not modelled by the typed diff")
+
+// typedDiff returns the JSON patch between the Go encodings of a and b, two values of the same type,
+// without encoding either: it walks both as encoding/json would write them and visits only what
+// differs, so the parts a mutation never touches (managedFields, the last-applied annotation) cost a
+// comparison, not an encoding and a parse. Operations come in encoding order; an operation's value is
+// the Go value, encoded when the patch is. Values with their own JSON encoding (quantities, times) are
+// compared semantically and replaced whole.
+func typedDiff(a, b any) ([]jsonpatch.Operation, error) {
+	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
+	if va.Type() != vb.Type() {
+		return nil, errNoTypedDiff
+	}
+	d := differ{path: make([]byte, 0, 128)}
+	if err := d.value(va, vb); err != nil {
+		return nil, err
+	}
+	return d.ops, nil
+}
+
+// differ collects operations; path is the JSON pointer of the value being compared.
+type differ struct {
+	ops  []jsonpatch.Operation
+	path []byte
+}
+
+// push appends a segment to the path and returns the length to pop back to.
+func (d *differ) push(seg string) int {
+	n := len(d.path)
+	d.path = append(append(d.path, '/'), seg...)
+	return n
+}
+
+func (d *differ) pushIndex(i int) int {
+	n := len(d.path)
+	d.path = strconv.AppendInt(append(d.path, '/'), int64(i), 10)
+	return n
+}
+
+func (d *differ) add(op string, v reflect.Value) {
+	o := jsonpatch.Operation{Operation: op, Path: string(d.path)}
+	if op != "remove" {
+		o.Value = jsonValue(v)
+	}
+	d.ops = append(d.ops, o)
+}
+
+var (
+	marshalerType     = reflect.TypeFor[json.Marshaler]()
+	textMarshalerType = reflect.TypeFor[encoding.TextMarshaler]()
+)
+
+var leafCache sync.Map // reflect.Type -> bool
+
+// leaf reports whether t encodes itself: it is compared and replaced whole.
+func leaf(t reflect.Type) bool {
+	if t.Kind() == reflect.Pointer {
+		return false // a pointer's element decides
+	}
+	if l, ok := leafCache.Load(t); ok {
+		return l.(bool)
+	}
+	l := t.Implements(marshalerType) || reflect.PointerTo(t).Implements(marshalerType) ||
+		t.Implements(textMarshalerType) || reflect.PointerTo(t).Implements(textMarshalerType)
+	leafCache.Store(t, l)
+	return l
+}
+
+func (d *differ) value(a, b reflect.Value) error {
+	t := a.Type()
+	switch t.Kind() {
+	case reflect.Bool, reflect.String,
+		reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64:
+		if leaf(t) {
+			break
+		}
+		if !a.Equal(b) {
+			d.add("replace", b)
+		}
+		return nil
+	case reflect.Pointer:
+		switch {
+		case a.IsNil() && b.IsNil():
+		case a.IsNil() || b.IsNil():
+			d.add("replace", b) // null on one side
+		default:
+			return d.value(a.Elem(), b.Elem())
+		}
+		return nil
+	}
+	if leaf(t) {
+		if !apiequality.Semantic.DeepEqual(a.Interface(), b.Interface()) {
+			d.add("replace", b)
+		}
+		return nil
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return d.fields(a, b)
+	case reflect.Map:
+		return d.mapValue(a, b)
+	case reflect.Slice:
+		return d.slice(a, b)
+	case reflect.Array:
+		for i := range a.Len() {
+			n := d.pushIndex(i)
+			err := d.value(a.Index(i), b.Index(i))
+			d.path = d.path[:n]
+			if err != nil {
+				return err
+			}
+		}
+	case reflect.Interface:
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			d.add("replace", b)
+		}
+	default:
+		return errNoTypedDiff
+	}
+	return nil
+}
+
+func (d *differ) fields(a, b reflect.Value) error {
+	fs := structFields(a.Type())
+	for i := range fs {
+		f := &fs[i]
+		fa, fb := a.FieldByIndex(f.index), b.FieldByIndex(f.index)
+		ina, inb := !f.omitted(fa), !f.omitted(fb)
+		if !ina && !inb {
+			continue
+		}
+		n := d.push(f.pointer)
+		var err error
+		switch {
+		case !ina:
+			d.add("add", fb)
+		case !inb:
+			d.add("remove", fb)
+		case f.quoted:
+			if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
+				err = errNoTypedDiff
+			}
+		default:
+			err = d.value(fa, fb)
+		}
+		d.path = d.path[:n]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *differ) mapValue(a, b reflect.Value) error {
+	t := a.Type()
+	if t.Key().Kind() != reflect.String {
+		return errNoTypedDiff
+	}
+	if a.IsNil() != b.IsNil() {
+		d.add("replace", b) // null on one side
+		return nil
+	}
+	if a.Len() == 0 && b.Len() == 0 {
+		return nil
+	}
+	if ma, ok := a.Interface().(map[string]string); ok { // labels, annotations, selectors
+		d.stringMap(ma, b.Interface().(map[string]string))
+		return nil
+	}
+	keys := make([]string, 0, b.Len())
+	for _, k := range a.MapKeys() {
+		keys = append(keys, k.String())
+	}
+	for _, k := range b.MapKeys() {
+		if !a.MapIndex(k).IsValid() {
+			keys = append(keys, k.String())
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		kv := reflect.ValueOf(k).Convert(t.Key())
+		va, vb := a.MapIndex(kv), b.MapIndex(kv)
+		n := d.push(escapePointer(k))
+		var err error
+		switch {
+		case !va.IsValid():
+			d.add("add", addressable(vb))
+		case !vb.IsValid():
+			d.add("remove", vb)
+		default:
+			err = d.value(addressable(va), addressable(vb))
+		}
+		d.path = d.path[:n]
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *differ) stringMap(a, b map[string]string) {
+	var keys []string
+	for k, va := range a {
+		if vb, ok := b[k]; !ok || va != vb {
+			keys = append(keys, k)
+		}
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		n := d.push(escapePointer(k))
+		va, ina := a[k]
+		vb, inb := b[k]
+		switch {
+		case !ina:
+			d.ops = append(d.ops, jsonpatch.Operation{Operation: "add", Path: string(d.path), Value: vb})
+		case !inb:
+			d.ops = append(d.ops, jsonpatch.Operation{Operation: "remove", Path: string(d.path)})
+		case va != vb:
+			d.ops = append(d.ops, jsonpatch.Operation{Operation: "replace", Path: string(d.path), Value: vb})
+		}
+		d.path = d.path[:n]
+	}
+}
+
+func (d *differ) slice(a, b reflect.Value) error {
+	if a.IsNil() != b.IsNil() {
+		d.add("replace", b) // null on one side
+		return nil
+	}
+	if a.Type().Elem().Kind() == reflect.Uint8 { // base64
+		if string(a.Bytes()) != string(b.Bytes()) {
+			d.add("replace", b)
+		}
+		return nil
+	}
+	m := min(a.Len(), b.Len())
+	for i := range m {
+		n := d.pushIndex(i)
+		err := d.value(a.Index(i), b.Index(i))
+		d.path = d.path[:n]
+		if err != nil {
+			return err
+		}
+	}
+	for i := m; i < b.Len(); i++ {
+		n := d.pushIndex(i)
+		d.add("add", b.Index(i))
+		d.path = d.path[:n]
+	}
+	for i := a.Len() - 1; i >= m; i-- { // from the end, so each index is still there
+		n := d.pushIndex(i)
+		d.add("remove", a.Index(i))
+		d.path = d.path[:n]
+	}
+	return nil
+}
+
+// jsonValue is v as a patch value: encoding/json writes it as it writes the field.
+func jsonValue(v reflect.Value) any {
+	if v.Kind() != reflect.Pointer && v.CanAddr() {
+		return v.Addr().Interface() // pointer-receiver MarshalJSON methods apply
+	}
+	return v.Interface()
+}
+
+func addressable(v reflect.Value) reflect.Value {
+	c := reflect.New(v.Type()).Elem()
+	c.Set(v)
+	return c
+}
+
+// structField is one field as encoding/json writes it.
+type structField struct {
+	index               []int
+	pointer             string // the name, escaped as a JSON pointer segment
+	omitEmpty, omitZero bool
+	quoted              bool
+}
+
+func (f *structField) omitted(v reflect.Value) bool {
+	if f.omitEmpty && isEmptyValue(v) {
+		return true
+	}
+	if f.omitZero {
+		if z, ok := isZeroer(v); ok {
+			return z
+		}
+		return v.IsZero()
+	}
+	return false
+}
+
+type zeroer interface{ IsZero() bool }
+
+func isZeroer(v reflect.Value) (bool, bool) {
+	if z, ok := v.Interface().(zeroer); ok {
+		if v.Kind() == reflect.Pointer && v.IsNil() {
+			return true, true
+		}
+		return z.IsZero(), true
+	}
+	if v.CanAddr() {
+		if z, ok := v.Addr().Interface().(zeroer); ok {
+			return z.IsZero(), true
+		}
+	}
+	return false, false
+}
+
+// isEmptyValue is encoding/json's omitempty test.
+func isEmptyValue(v reflect.Value) bool {
+	switch v.Kind() {
+	case reflect.Array, reflect.Map, reflect.Slice, reflect.String:
+		return v.Len() == 0
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Interface, reflect.Pointer:
+		return v.IsZero()
+	}
+	return false
+}
+
+var fieldCache sync.Map // reflect.Type -> []structField
+
+// structFields lists the fields encoding/json writes for t, embedded structs inlined, in order.
+func structFields(t reflect.Type) []structField {
+	if fs, ok := fieldCache.Load(t); ok {
+		return fs.([]structField)
+	}
+	fs := appendFields(nil, t, nil)
+	fieldCache.Store(t, fs)
+	return fs
+}
+
+func appendFields(fs []structField, t reflect.Type, index []int) []structField {
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		tag := sf.Tag.Get("json")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		idx := append(append([]int(nil), index...), i)
+		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+			fs = appendFields(fs, sf.Type, idx)
+			continue
+		}
+		if !sf.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = sf.Name
+		}
+		f := structField{index: idx, pointer: escapePointer(name)}
+		for o := range strings.SplitSeq(opts, ",") {
+			switch o {
+			case "omitempty":
+				f.omitEmpty = true
+			case "omitzero":
+				f.omitZero = true
+			case "string":
+				f.quoted = true
+			}
+		}
+		fs = append(fs, f)
+	}
+	return fs
+}
+
+var pointerEscape = strings.NewReplacer("~", "~0", "/", "~1")
+
+func unescapePointer(s string) string {
+	if !strings.Contains(s, "~") {
+		return s
+	}
+	return pointerUnescape.Replace(s)
+}
+
+func escapePointer(s string) string {
+	if !strings.ContainsAny(s, "~/") {
+		return s
+	}
+	return pointerEscape.Replace(s)
+}
+
+// valueAt follows a JSON pointer's segments through the Go value v as encoding/json writes it.
+func valueAt(v reflect.Value, segs []string) (reflect.Value, error) {
+	for _, s := range segs {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				return reflect.Value{}, errNoTypedDiff
+			}
+			v = v.Elem()
+		}
+		if leaf(v.Type()) {
+			return reflect.Value{}, errNoTypedDiff
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			found := false
+			for _, f := range structFields(v.Type()) {
+				if f.pointer == s {
+					v, found = v.FieldByIndex(f.index), true
+					break
+				}
+			}
+			if !found {
+				return reflect.Value{}, errNoTypedDiff
+			}
+		case reflect.Map:
+			e := v.MapIndex(reflect.ValueOf(unescapePointer(s)).Convert(v.Type().Key()))
+			if !e.IsValid() {
+				return reflect.Value{}, errNoTypedDiff
+			}
+			v = addressable(e)
+		case reflect.Slice, reflect.Array:
+			i, err := strconv.Atoi(s)
+			if err != nil || i < 0 || i >= v.Len() {
+				return reflect.Value{}, errNoTypedDiff
+			}
+			v = v.Index(i)
+		default:
+			return reflect.Value{}, errNoTypedDiff
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,105 @@
+package mutate
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// TestPatchShapes: for each change, the patch applied to the original's JSON gives the mutated object's
+// JSON, whatever the shape: map keys that need escaping, lists that grow and shrink, a nil map made
+// empty, a pointer cleared, quantities written differently but equal.
+func TestPatchShapes(t *testing.T) {
+	base := func() *batchv1.Job {
+		return &batchv1.Job{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+			ObjectMeta: metav1.ObjectMeta{Name: "j", Annotations: map[string]string{"a/b~c": "1", "keep": "k"}},
+			Spec: batchv1.JobSpec{
+				Parallelism: ptr.To[int32](2),
+				Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Name: "a", Env: []corev1.EnvVar{{Name: "X", Value: "1"}, {Name: "Y", Value: "2"}, {Name: "Z"}},
+						Resources: corev1.ResourceRequirements{Limits: corev1.ResourceList{"cpu": resource.MustParse("1000m")}}}},
+				}},
+			},
+		}
+	}
+	cases := map[string]struct {
+		change func(*batchv1.Job)
+		ops    int
+	}{
+		"escaped keys":    {func(j *batchv1.Job) { j.Annotations["a/b~c"] = "2"; j.Annotations["x~/y"] = "3" }, 2},
+		"key removed":     {func(j *batchv1.Job) { delete(j.Annotations, "keep") }, 1},
+		"list grows":      {func(j *batchv1.Job) { c := &j.Spec.Template.Spec.Containers[0]; c.Env = append(c.Env, corev1.EnvVar{Name: "W"}) }, 1},
+		"list shrinks":    {func(j *batchv1.Job) { c := &j.Spec.Template.Spec.Containers[0]; c.Env = c.Env[:1] }, 2},
+		"nil map to one":  {func(j *batchv1.Job) { j.Labels = map[string]string{"l": "v"} }, 1},
+		"pointer cleared": {func(j *batchv1.Job) { j.Spec.Parallelism = nil }, 1},
+		"same quantity":   {func(j *batchv1.Job) { j.Spec.Template.Spec.Containers[0].Resources.Limits["cpu"] = resource.MustParse("1") }, 0},
+		"new struct":      {func(j *batchv1.Job) { j.Spec.Template.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](7)} }, 1},
+		"nothing":         {func(*batchv1.Job) {}, 0},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			a := base()
+			b := a.DeepCopy()
+			tc.change(b)
+			raw, _ := json.Marshal(a)
+			ops, err := Patch(raw, a, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ops) != tc.ops {
+				t.Errorf("%d operations, want %d: %+v", len(ops), tc.ops, ops)
+			}
+			got, err := ApplyPatch(raw, ops)
+			if err != nil {
+				t.Fatalf("patch %+v does not apply: %v", ops, err)
+			}
+			want, _ := json.Marshal(b)
+			if !sameDoc(t, got, want) {
+				t.Errorf("patched:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestPatchOverNullElement: where raw holds null and the Go type a container, the operation sets the whole
+// container in place rather than inserting beside it.
+func TestPatchOverNullElement(t *testing.T) {
+	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a"}],"tolerations":[null]}}}}`)
+	obj, _, err := Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := obj.(*batchv1.Job)
+	b := a.DeepCopy()
+	b.Spec.Template.Spec.Tolerations[0].Key = "k"
+	ops, err := Patch(raw, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ApplyPatch(raw, ops)
+	if err != nil {
+		t.Fatalf("patch %+v does not apply: %v", ops, err)
+	}
+	if !sameDoc(t, got, []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a"}],"tolerations":[{"key":"k"}]}}}}`)) {
+		t.Errorf("patched: %s (ops %+v)", got, ops)
+	}
+}
+
+func sameDoc(t *testing.T, a, b []byte) bool {
+	t.Helper()
+	var x, y any
+	if err := json.Unmarshal(a, &x); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &y); err != nil {
+		t.Fatal(err)
+	}
+	return reflect.DeepEqual(x, y)
+}
