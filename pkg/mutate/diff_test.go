@@ -33,15 +33,22 @@ func TestPatchShapes(t *testing.T) {
 		change func(*batchv1.Job)
 		ops    int
 	}{
-		"escaped keys":    {func(j *batchv1.Job) { j.Annotations["a/b~c"] = "2"; j.Annotations["x~/y"] = "3" }, 2},
-		"key removed":     {func(j *batchv1.Job) { delete(j.Annotations, "keep") }, 1},
-		"list grows":      {func(j *batchv1.Job) { c := &j.Spec.Template.Spec.Containers[0]; c.Env = append(c.Env, corev1.EnvVar{Name: "W"}) }, 1},
+		"escaped keys": {func(j *batchv1.Job) { j.Annotations["a/b~c"] = "2"; j.Annotations["x~/y"] = "3" }, 2},
+		"key removed":  {func(j *batchv1.Job) { delete(j.Annotations, "keep") }, 1},
+		"list grows": {func(j *batchv1.Job) {
+			c := &j.Spec.Template.Spec.Containers[0]
+			c.Env = append(c.Env, corev1.EnvVar{Name: "W"})
+		}, 1},
 		"list shrinks":    {func(j *batchv1.Job) { c := &j.Spec.Template.Spec.Containers[0]; c.Env = c.Env[:1] }, 2},
 		"nil map to one":  {func(j *batchv1.Job) { j.Labels = map[string]string{"l": "v"} }, 1},
 		"pointer cleared": {func(j *batchv1.Job) { j.Spec.Parallelism = nil }, 1},
-		"same quantity":   {func(j *batchv1.Job) { j.Spec.Template.Spec.Containers[0].Resources.Limits["cpu"] = resource.MustParse("1") }, 0},
-		"new struct":      {func(j *batchv1.Job) { j.Spec.Template.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](7)} }, 1},
-		"nothing":         {func(*batchv1.Job) {}, 0},
+		"same quantity": {func(j *batchv1.Job) {
+			j.Spec.Template.Spec.Containers[0].Resources.Limits["cpu"] = resource.MustParse("1")
+		}, 0},
+		"new struct": {func(j *batchv1.Job) {
+			j.Spec.Template.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](7)}
+		}, 1},
+		"nothing": {func(*batchv1.Job) {}, 0},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

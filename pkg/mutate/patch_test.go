@@ -77,9 +77,12 @@ func TestPatchKeepsUnknownFields(t *testing.T) {
 func TestAdmitUnsupportedAndBadJSON(t *testing.T) {
 	pol := func(string) *policy.Policy { return nil }
 	for name, raw := range map[string]string{
-		"configmap": `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`,
-		"not json":  `{"apiVersion":`,
-		"bad field": `{"apiVersion":"batch/v1","kind":"Job","spec":{"parallelism":"many"}}`,
+		"configmap":  `{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"x"}}`,
+		"not json":   `{"apiVersion":`,
+		"bad field":  `{"apiVersion":"batch/v1","kind":"Job","spec":{"parallelism":"many"}}`,
+		"kind twice": `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"x"},"apiVersion":"apps/v1","kind":"Deployment"}`,
+		"array":      `[{"apiVersion":"batch/v1","kind":"Job"}]`,
+		"empty":      ``,
 	} {
 		if _, err := mutate.Admit([]byte(raw), pol, ""); err == nil {
 			t.Errorf("%s: no error", name)

@@ -1,7 +1,6 @@
 package mutate
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -9,8 +8,10 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	sjson "sigs.k8s.io/json"
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -236,19 +237,36 @@ func (m *mutation) affinity(ps *corev1.PodSpec, path *field.Path) (bool, *field.
 	return false, nil
 }
 
-// applyPatch applies the admin's strategic merge patch to t.
+// podTemplateMeta is the strategic merge schema of a pod template: merge keys and patch strategies.
+var podTemplateMeta = func() strategicpatch.LookupPatchMeta {
+	m, err := strategicpatch.NewPatchMetaFromStruct(&corev1.PodTemplateSpec{})
+	if err != nil {
+		panic(err) // a fixed Go type
+	}
+	return m
+}()
+
+// applyPatch applies the admin's strategic merge patch to t. It works on the unstructured form, as
+// kubectl patch does after decoding, which spares a JSON encoding and decoding of the template.
 func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
-	orig, err := json.Marshal(t.spec)
+	fail := func(err error) (bool, *field.Error) {
+		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
+	}
+	var p map[string]any
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(patch, &p); err != nil { // ints as int64, as unstructured holds them
+		return fail(err)
+	}
+	orig, err := runtime.DefaultUnstructuredConverter.ToUnstructured(t.spec)
 	if err != nil {
 		return false, field.InternalError(t.path, err)
 	}
-	out, err := strategicpatch.StrategicMergePatch(orig, patch, corev1.PodTemplateSpec{})
+	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(orig, p, podTemplateMeta)
 	if err != nil {
-		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
+		return fail(err)
 	}
 	var next corev1.PodTemplateSpec
-	if err := json.Unmarshal(out, &next); err != nil {
-		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(out, &next); err != nil {
+		return fail(err)
 	}
 	if apiequality.Semantic.DeepEqual(*t.spec, next) {
 		return false, nil

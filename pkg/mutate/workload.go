@@ -1,10 +1,12 @@
 package mutate
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
+	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -50,24 +52,30 @@ func KindOf(obj client.Object) (Kind, bool) {
 
 // Decode decodes a JSON object of a registered kind into its Go type.
 func Decode(raw []byte) (client.Object, Kind, error) {
-	var tm struct {
-		APIVersion string `json:"apiVersion"`
-		Kind       string `json:"kind"`
-	}
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &tm); err != nil {
+	if !gjson.ValidBytes(raw) {
+		var v any // for the decoder's message, which says where
+		err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &v)
+		if err == nil {
+			err = errors.New("not a JSON object")
+		}
 		return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
 	}
-	gvk := schema.FromAPIVersionAndKind(tm.APIVersion, tm.Kind)
+	tm := gjson.GetManyBytes(raw, "apiVersion", "kind")
+	apiVersion, kind := tm[0].String(), tm[1].String()
+	gvk := schema.FromAPIVersionAndKind(apiVersion, kind)
 	k, ok := KindFor(gvk)
 	if !ok {
-		return nil, Kind{}, fmt.Errorf("unsupported kind %q (apiVersion %q): supported are %s", tm.Kind, tm.APIVersion, supportedKinds())
+		return nil, Kind{}, fmt.Errorf("unsupported kind %q (apiVersion %q): supported are %s", kind, apiVersion, supportedKinds())
 	}
 	obj := k.New()
 	// Case-sensitive, as the API server decodes: a "Spec" key is an unknown field, not spec.
 	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
-		return nil, Kind{}, fmt.Errorf("decoding %s: %w", tm.Kind, err)
+		return nil, Kind{}, fmt.Errorf("decoding %s: %w", kind, err)
 	}
-	obj.GetObjectKind().SetGroupVersionKind(gvk)
+	if got := obj.GetObjectKind().GroupVersionKind(); got != gvk {
+		// A repeated key: the decoder keeps the last one.
+		return nil, Kind{}, fmt.Errorf("decoding object: apiVersion and kind are given twice (%q %q, then %q %q)", apiVersion, kind, got.GroupVersion().String(), got.Kind)
+	}
 	return obj, k, nil
 }
 
@@ -158,18 +166,12 @@ type explicit struct {
 }
 
 func explicitRayJob(raw []byte) explicit {
-	var probe struct {
-		Spec struct {
-			ShutdownAfterJobFinishes *bool  `json:"shutdownAfterJobFinishes"`
-			TTLSecondsAfterFinished  *int64 `json:"ttlSecondsAfterFinished"`
-		} `json:"spec"`
-	}
-	if len(raw) == 0 || sjson.UnmarshalCaseSensitivePreserveInts(raw, &probe) != nil {
+	if len(raw) == 0 {
 		return explicit{}
 	}
-	sp := probe.Spec
+	v := gjson.GetManyBytes(raw, "spec.shutdownAfterJobFinishes", "spec.ttlSecondsAfterFinished")
 	return explicit{
-		keepCluster: sp.ShutdownAfterJobFinishes != nil && !*sp.ShutdownAfterJobFinishes,
-		zeroTTL:     sp.TTLSecondsAfterFinished != nil && *sp.TTLSecondsAfterFinished == 0,
+		keepCluster: v[0].Type == gjson.False,
+		zeroTTL:     v[1].Type == gjson.Number && v[1].Raw == "0",
 	}
 }
