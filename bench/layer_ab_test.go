@@ -155,14 +155,18 @@ func profileJob8k(t *testing.T, r *report, h http.Handler, body []byte) {
 		return
 	}
 	stages := []struct{ name, fn string }{
+		{"the review decoded by controller-runtime (the floor does this too)", "k8s.io/apimachinery/pkg/runtime/serializer/json.(*Serializer).Decode"},
 		{"`mutate.Admit`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Admit"},
 		{"`mutate.Decode`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Decode"},
 		{"`mutate.Mutate`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Mutate"},
 		{"  the policy's podTemplatePatch (strategic merge, `applyPatch`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.applyPatch"},
-		{"  annotation parsing (`ParseOptions`, the env YAML)", "github.com/silogen/kaiwo-webhook/pkg/mutate.ParseOptions"},
+		{"  annotation parsing (`ParseOptions`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.ParseOptions"},
+		{"  of which the env YAML (`ParseEnv`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.ParseEnv"},
 		{"  the deep copy of the object", "k8s.io/api/batch/v1.(*Job).DeepCopyObject"},
 		{"`mutate.Patch`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Patch"},
-		{"  JSON diff (`jsonpatch.CreatePatch`)", "gomodules.xyz/jsonpatch/v2.CreatePatch"},
+		{"  the diff of the Go values (`typedDiff`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.typedDiff"},
+		{"  raw read along the paths (`fitToRaw`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.fitToRaw"},
+		{"  JSON diff (`jsonpatch.CreatePatch`, the fallback)", "gomodules.xyz/jsonpatch/v2.CreatePatch"},
 		{"  `encoding/json.Marshal` (whole handler)", "encoding/json.Marshal"},
 		{"garbage collection (`runtime.gcBgMarkWorker`)", "runtime.gcBgMarkWorker"},
 	}
