@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -246,8 +247,9 @@ var podTemplateMeta = func() strategicpatch.LookupPatchMeta {
 	return m
 }()
 
-// applyPatch applies the admin's strategic merge patch to t. It works on the unstructured form, as
-// kubectl patch does after decoding, which spares a JSON encoding and decoding of the template.
+// applyPatch applies the admin's strategic merge patch to t. It merges the unstructured form, as kubectl
+// patch does after decoding, which spares a JSON encoding and decoding of the template; and it converts
+// only the parts the patch names (metadata, spec), since a merge leaves the others as they are.
 func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
 	fail := func(err error) (bool, *field.Error) {
 		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
@@ -256,21 +258,60 @@ func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
 	if err := sjson.UnmarshalCaseSensitivePreserveInts(patch, &p); err != nil { // ints as int64, as unstructured holds them
 		return fail(err)
 	}
-	orig, err := runtime.DefaultUnstructuredConverter.ToUnstructured(t.spec)
-	if err != nil {
-		return false, field.InternalError(t.path, err)
+	next := t.spec.DeepCopy()
+	parts := map[string]any{"metadata": &next.ObjectMeta, "spec": &next.Spec}
+	for k := range p {
+		if _, ok := parts[k]; !ok {
+			parts = map[string]any{"": next} // a directive or an unknown key: the whole template
+			break
+		}
 	}
-	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(orig, p, podTemplateMeta)
-	if err != nil {
-		return fail(err)
+	for k, part := range parts {
+		sub, ok := p[k]
+		if k == "" {
+			sub, ok = p, true
+		}
+		if !ok {
+			continue
+		}
+		if err := mergePart(part, k, sub); err != nil {
+			return fail(err)
+		}
 	}
-	var next corev1.PodTemplateSpec
-	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(out, &next); err != nil {
-		return fail(err)
-	}
-	if apiequality.Semantic.DeepEqual(*t.spec, next) {
+	if apiequality.Semantic.DeepEqual(t.spec, next) {
 		return false, nil
 	}
-	*t.spec = next
+	*t.spec = *next
 	return true, nil
+}
+
+// mergePart merges patch into part, the field key of a pod template ("" for the template itself).
+func mergePart(part any, key string, patch any) error {
+	orig, err := runtime.DefaultUnstructuredConverter.ToUnstructured(part)
+	if err != nil {
+		return err
+	}
+	doc, pdoc := orig, patch
+	if key != "" {
+		doc, pdoc = map[string]any{key: orig}, map[string]any{key: patch}
+	}
+	pm, ok := pdoc.(map[string]any)
+	if !ok {
+		return fmt.Errorf("the patch is not a JSON object")
+	}
+	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(doc, pm, podTemplateMeta)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		o, ok := out[key].(map[string]any)
+		if !ok && out[key] != nil {
+			return fmt.Errorf("%s is not an object after the patch", key)
+		}
+		out = o // nil when the patch deleted it: the zero value
+	}
+	// The part is written from scratch: a key the merge deleted must not survive from before.
+	rv := reflect.ValueOf(part).Elem()
+	rv.Set(reflect.Zero(rv.Type()))
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(out, part)
 }
