@@ -12,6 +12,7 @@ import (
 
 	"gomodules.xyz/jsonpatch/v2"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 // errNoTypedDiff marks a Go type the typed diff does not model; Patch then diffs JSON encodings instead.
@@ -108,7 +109,7 @@ func (d *differ) value(a, b reflect.Value) error {
 		return nil
 	}
 	if leaf(t) {
-		if !apiequality.Semantic.DeepEqual(a.Interface(), b.Interface()) {
+		if !leafEqual(a, b) {
 			d.add("replace", b)
 		}
 		return nil
@@ -137,6 +138,17 @@ func (d *differ) value(a, b reflect.Value) error {
 		return errNoTypedDiff
 	}
 	return nil
+}
+
+var quantityType = reflect.TypeFor[resource.Quantity]()
+
+// leafEqual compares values that encode themselves as the API machinery does: quantities by value.
+func leafEqual(a, b reflect.Value) bool {
+	if a.Type() == quantityType {
+		qa, qb := a.Interface().(resource.Quantity), b.Interface().(resource.Quantity)
+		return qa.Cmp(qb) == 0
+	}
+	return apiequality.Semantic.DeepEqual(a.Interface(), b.Interface())
 }
 
 func (d *differ) fields(a, b reflect.Value) error {

@@ -84,25 +84,24 @@ func jsonDiff(raw []byte, original, mutated client.Object) ([]jsonpatch.Operatio
 // fitToRaw makes ops, a diff of the Go encodings, apply to raw. The encodings differ from raw where the
 // Go types write what raw leaves out (an empty struct, resources: {}) or leave out what raw writes (a
 // zero value, an unknown field). So: an operation whose parent raw lacks sets the whole subtree of the
-// mutated object (after) at the first missing ancestor instead; an add of a key raw has is a replace,
-// dropped when raw already holds the value; a remove of what raw lacks is dropped. raw is read only
+// mutated object (after) at the first missing ancestor instead; a replace of what raw lacks is an add,
+// and dropped when raw already holds the value; a remove of what raw lacks is dropped. raw is read only
 // along the operations' paths.
 func fitToRaw(ops []jsonpatch.Operation, raw []byte, after func(segs []string) (any, error)) ([]jsonpatch.Operation, error) {
 	doc := newRawDoc(raw)
 	lifted := sets.New[string]()
 	kept := make([]jsonpatch.Operation, 0, len(ops))
 	for _, op := range ops {
-		// parent is the deepest container of raw on the path, at depth n.
-		parent, n := doc.root, 0
+		// n is the end of the deepest container of raw on the path.
+		n := 0
 		for i := 1; i < len(op.Path); i++ {
 			if op.Path[i] != '/' {
 				continue
 			}
-			next := doc.at(op.Path[:i])
-			if !next.IsObject() && !next.IsArray() {
+			if next := doc.at(op.Path[:i]); !next.IsObject() && !next.IsArray() {
 				break
 			}
-			parent, n = next, i
+			n = i
 		}
 		if end := strings.LastIndexByte(op.Path, '/'); n < end {
 			if op.Operation == "remove" {
@@ -127,19 +126,19 @@ func fitToRaw(ops []jsonpatch.Operation, raw []byte, after func(segs []string) (
 			kept = append(kept, jsonpatch.NewOperation(verb, p, v))
 			continue
 		}
+		if op.Operation == "add" {
+			// An add sets an object's member whether raw has it or not, and the typed diff adds array
+			// elements only past the end, which raw shares: no need to read the value.
+			kept = append(kept, op)
+			continue
+		}
 		cur := doc.at(op.Path)
 		switch {
 		case !cur.Exists() && op.Operation == "remove":
 		case !cur.Exists():
-			// An add of a key or of an element past the end; a replace of a key raw lacks is an add.
-			op.Operation = "add"
+			op.Operation = "add" // a replace of what raw lacks
 			kept = append(kept, op)
-		case op.Operation == "remove":
-			kept = append(kept, op)
-		case !sameJSON(cur.Raw, op.Value):
-			if !parent.IsArray() {
-				op.Operation = "replace" // an add of a key raw has: the Go type dropped its value
-			}
+		case op.Operation == "remove" || !sameJSON(cur.Raw, op.Value):
 			kept = append(kept, op)
 		}
 	}
