@@ -249,24 +249,25 @@ var podTemplateMeta = func() strategicpatch.LookupPatchMeta {
 
 // applyPatch applies the admin's strategic merge patch to t. It merges the unstructured form, as kubectl
 // patch does after decoding, which spares a JSON encoding and decoding of the template; and it converts
-// only the parts the patch names (metadata, spec), since a merge leaves the others as they are.
+// and copies only the parts the patch names (metadata, spec), since a merge leaves the others as they are.
 func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
-	fail := func(err error) (bool, *field.Error) {
-		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
-	}
 	var p map[string]any
 	if err := sjson.UnmarshalCaseSensitivePreserveInts(patch, &p); err != nil { // ints as int64, as unstructured holds them
-		return fail(err)
+		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
 	}
-	next := t.spec.DeepCopy()
-	parts := map[string]any{"metadata": &next.ObjectMeta, "spec": &next.Spec}
+	parts := map[string]func() templatePart{
+		"metadata": func() templatePart { return newTemplatePart(&t.spec.ObjectMeta, t.spec.ObjectMeta.DeepCopy()) },
+		"spec":     func() templatePart { return newTemplatePart(&t.spec.Spec, t.spec.Spec.DeepCopy()) },
+	}
 	for k := range p {
-		if _, ok := parts[k]; !ok {
-			parts = map[string]any{"": next} // a directive or an unknown key: the whole template
+		if _, ok := parts[k]; !ok { // a directive or an unknown key: the whole template
+			parts = map[string]func() templatePart{"": func() templatePart { return newTemplatePart(t.spec, t.spec.DeepCopy()) }}
 			break
 		}
 	}
-	for k, part := range parts {
+	// Each part is merged into a copy; the template changes only once every part merged.
+	var merged []templatePart
+	for k, newPart := range parts {
 		sub, ok := p[k]
 		if k == "" {
 			sub, ok = p, true
@@ -274,15 +275,33 @@ func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
 		if !ok {
 			continue
 		}
-		if err := mergePart(part, k, sub); err != nil {
-			return fail(err)
+		tp := newPart()
+		if err := mergePart(tp.copy, k, sub); err != nil {
+			return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
 		}
+		merged = append(merged, tp)
 	}
-	if apiequality.Semantic.DeepEqual(t.spec, next) {
-		return false, nil
+	changed := false
+	for _, tp := range merged {
+		changed = tp.commit() || changed
 	}
-	*t.spec = *next
-	return true, nil
+	return changed, nil
+}
+
+// templatePart is a field of a pod template and a copy the patch is merged into.
+type templatePart struct {
+	copy   any
+	commit func() bool // writes the copy over the field; reports whether that changed it
+}
+
+func newTemplatePart[T any](field, copy *T) templatePart {
+	return templatePart{copy: copy, commit: func() bool {
+		if apiequality.Semantic.DeepEqual(field, copy) {
+			return false
+		}
+		*field = *copy
+		return true
+	}}
 }
 
 // mergePart merges patch into part, the field key of a pod template ("" for the template itself).
