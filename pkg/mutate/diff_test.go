@@ -110,3 +110,30 @@ func sameDoc(t *testing.T, a, b []byte) bool {
 	}
 	return reflect.DeepEqual(x, y)
 }
+
+// TestPatchKeepsExactNumbers: a value that float64 rounds to raw's is still replaced.
+func TestPatchKeepsExactNumbers(t *testing.T) {
+	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"activeDeadlineSeconds":9007199254740992,"containers":[{"name":"c","image":"i"}]}}}}`)
+	obj, _, err := Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := obj.(*batchv1.Job)
+	b := a.DeepCopy()
+	b.Spec.Template.Spec.ActiveDeadlineSeconds = ptr.To[int64](9007199254740993)
+	ops, err := Patch(raw, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := ApplyPatch(raw, ops)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := *got.(*batchv1.Job).Spec.Template.Spec.ActiveDeadlineSeconds; v != 9007199254740993 {
+		t.Errorf("activeDeadlineSeconds = %d after patch %+v", v, ops)
+	}
+}

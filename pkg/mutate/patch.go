@@ -191,15 +191,16 @@ func (d *rawDoc) at(p string) gjson.Result {
 	return r
 }
 
-// sameJSON reports whether raw, a JSON value, and v, a Go value, encode alike once decoded; a number
-// that float64 cannot hold exactly compares unequal, which keeps the operation.
+// sameJSON reports whether raw, a JSON value, and v, a Go value, are the same JSON once decoded; numbers
+// compare as written, so a number float64 cannot hold exactly is not rounded into a match.
 func sameJSON(raw string, v any) bool {
 	vb, err := json.Marshal(v)
 	if err != nil {
 		return false
 	}
-	var a, b any
-	if json.Unmarshal([]byte(raw), &a) != nil || json.Unmarshal(vb, &b) != nil {
+	a, aerr := decodeJSON([]byte(raw))
+	b, berr := decodeJSON(vb)
+	if aerr != nil || berr != nil {
 		return false
 	}
 	ab, aerr := json.Marshal(a)

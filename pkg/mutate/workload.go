@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -50,33 +51,59 @@ func KindOf(obj client.Object) (Kind, bool) {
 	return Kind{}, false
 }
 
-// Decode decodes a JSON object of a registered kind into its Go type.
+// Decode decodes a JSON object of a registered kind into its Go type. It refuses a key given twice in
+// the same object, which the API server never sends: the patch would have to guess which one counts.
 func Decode(raw []byte) (client.Object, Kind, error) {
 	if !gjson.ValidBytes(raw) {
 		var v any // for the decoder's message, which says where
 		err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &v)
 		if err == nil {
-			err = errors.New("not a JSON object")
+			err = errors.New("not valid JSON")
 		}
 		return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
+	}
+	if doc := gjson.ParseBytes(raw); !doc.IsObject() {
+		return nil, Kind{}, fmt.Errorf("decoding object: want a JSON object, got %s", jsonKind(doc))
 	}
 	tm := gjson.GetManyBytes(raw, "apiVersion", "kind")
 	apiVersion, kind := tm[0].String(), tm[1].String()
 	gvk := schema.FromAPIVersionAndKind(apiVersion, kind)
 	k, ok := KindFor(gvk)
 	if !ok {
+		var tm metav1.TypeMeta
+		if dups, _ := sjson.UnmarshalStrict(raw, &tm, sjson.DisallowDuplicateFields); len(dups) > 0 {
+			return nil, Kind{}, fmt.Errorf("decoding object: %w", errors.Join(dups...))
+		}
 		return nil, Kind{}, fmt.Errorf("unsupported kind %q (apiVersion %q): supported are %s", kind, apiVersion, supportedKinds())
 	}
 	obj := k.New()
 	// Case-sensitive, as the API server decodes: a "Spec" key is an unknown field, not spec.
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+	dups, err := sjson.UnmarshalStrict(raw, obj, sjson.DisallowDuplicateFields)
+	switch {
+	case err != nil:
 		return nil, Kind{}, fmt.Errorf("decoding %s: %w", kind, err)
+	case len(dups) > 0:
+		return nil, Kind{}, fmt.Errorf("decoding %s: %w", kind, errors.Join(dups...))
 	}
 	if got := obj.GetObjectKind().GroupVersionKind(); got != gvk {
-		// A repeated key: the decoder keeps the last one.
-		return nil, Kind{}, fmt.Errorf("decoding object: apiVersion and kind are given twice (%q %q, then %q %q)", apiVersion, kind, got.GroupVersion().String(), got.Kind)
+		return nil, Kind{}, fmt.Errorf("decoding %s: apiVersion and kind read as %q %q", kind, got.GroupVersion().String(), got.Kind)
 	}
 	return obj, k, nil
+}
+
+// jsonKind names the type of a JSON value for messages.
+func jsonKind(v gjson.Result) string {
+	switch {
+	case v.IsArray():
+		return "an array"
+	case v.Type == gjson.String:
+		return "a string"
+	case v.Type == gjson.Number:
+		return "a number"
+	case v.Type == gjson.True || v.Type == gjson.False:
+		return "a boolean"
+	}
+	return "null"
 }
 
 func supportedKinds() string {
