@@ -148,12 +148,12 @@ func fitToRaw(ops []jsonpatch.Operation, raw []byte, after func(segs []string) (
 // rawDoc reads raw by JSON pointer, remembering each container it reached.
 type rawDoc struct {
 	root gjson.Result
-	seen map[string]gjson.Result
+	seen map[string]string // the raw text of each container reached, by pointer
 }
 
 func newRawDoc(raw []byte) *rawDoc {
 	// raw is only read, and outlives the document: no copy.
-	return &rawDoc{root: gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))), seen: map[string]gjson.Result{}}
+	return &rawDoc{root: gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))), seen: map[string]string{}}
 }
 
 // at is the value at the JSON pointer p; it does not exist when raw has nothing there.
@@ -162,7 +162,7 @@ func (d *rawDoc) at(p string) gjson.Result {
 		return d.root
 	}
 	if r, ok := d.seen[p]; ok {
-		return r
+		return gjson.Parse(r) // a container: its type is its first byte, nothing is scanned
 	}
 	i := strings.LastIndexByte(p, '/')
 	parent, seg := d.at(p[:i]), p[i+1:]
@@ -175,7 +175,7 @@ func (d *rawDoc) at(p string) gjson.Result {
 				if k.String() == key {
 					r = v
 				}
-				return true // the last duplicate wins, as encoding/json decodes
+				return true
 			})
 		} else {
 			r = parent.Get(gjson.Escape(key))
@@ -186,7 +186,7 @@ func (d *rawDoc) at(p string) gjson.Result {
 		}
 	}
 	if r.IsObject() || r.IsArray() {
-		d.seen[p] = r // containers are read again, leaves once
+		d.seen[p] = r.Raw // containers are read again, leaves once
 	}
 	return r
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"unsafe"
 
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
@@ -62,7 +63,7 @@ func Decode(raw []byte) (client.Object, Kind, error) {
 		}
 		return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
 	}
-	if doc := gjson.ParseBytes(raw); !doc.IsObject() {
+	if doc := gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))); !doc.IsObject() { // read only: no copy
 		return nil, Kind{}, fmt.Errorf("decoding object: want a JSON object, got %s", jsonKind(doc))
 	}
 	tm := gjson.GetManyBytes(raw, "apiVersion", "kind")
