@@ -171,6 +171,11 @@ func (d *differ) fields(a, b reflect.Value) error {
 			if !reflect.DeepEqual(fa.Interface(), fb.Interface()) {
 				err = errNoTypedDiff
 			}
+		case f.mergeKey != "":
+			var keyed bool
+			if keyed, err = d.keyedSlice(fa, fb, f.mergeKey); err == nil && !keyed {
+				err = d.value(fa, fb)
+			}
 		default:
 			err = d.value(fa, fb)
 		}
@@ -291,6 +296,99 @@ func (d *differ) slice(a, b reflect.Value) error {
 	return nil
 }
 
+// keyedSlice diffs a list whose elements merge by key (containers by name) when elements were removed
+// from it: each remaining element is diffed with itself, not with whatever moved into its place, so what
+// raw holds beyond the Go type stays with its element. It handles the list only when the remaining
+// elements keep their order and new ones come after them; otherwise the list is diffed by position.
+// Operations come in an order in which each index is still valid: the remaining elements at their
+// indexes in a, the removals from the end, the new elements appended.
+func (d *differ) keyedSlice(a, b reflect.Value, key string) (bool, error) {
+	if a.Kind() != reflect.Slice || a.Type().Elem().Kind() != reflect.Struct || a.Len() == 0 || b.IsNil() {
+		return false, nil
+	}
+	var kf *structField
+	fs := structFields(a.Type().Elem())
+	for i := range fs {
+		if fs[i].pointer == key {
+			kf = &fs[i]
+		}
+	}
+	if kf == nil || kf.index == nil {
+		return false, nil
+	}
+	keyOf := func(v reflect.Value) (string, bool) {
+		k := v.FieldByIndex(kf.index)
+		switch k.Kind() {
+		case reflect.String:
+			return k.String(), true
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+			return strconv.FormatInt(k.Int(), 10), true
+		}
+		return "", false
+	}
+	if a.Len() <= b.Len() {
+		same := true // the common case, nothing removed or moved: no maps needed to see it
+		for i := 0; i < a.Len() && same; i++ {
+			ka, oka := keyOf(a.Index(i))
+			kb, okb := keyOf(b.Index(i))
+			same = oka && okb && ka == kb
+		}
+		if same {
+			return false, nil
+		}
+	}
+	inB := make(map[string]int, b.Len())
+	for i := range b.Len() {
+		k, ok := keyOf(b.Index(i))
+		if _, dup := inB[k]; !ok || dup {
+			return false, nil
+		}
+		inB[k] = i
+	}
+	kept := make([]int, 0, b.Len()) // kept[j] is the index in a of b's element j
+	seen := make(map[string]bool, a.Len())
+	for i := range a.Len() {
+		k, ok := keyOf(a.Index(i))
+		if !ok || seen[k] {
+			return false, nil
+		}
+		seen[k] = true
+		if j, ok := inB[k]; ok {
+			if j != len(kept) {
+				return false, nil // reordered
+			}
+			kept = append(kept, i)
+		}
+	}
+	if len(kept) == a.Len() {
+		return false, nil // nothing removed: by position is the same alignment
+	}
+	for j, i := range kept {
+		n := d.pushIndex(i)
+		err := d.value(a.Index(i), b.Index(j))
+		d.path = d.path[:n]
+		if err != nil {
+			d.ops = d.ops[:0]
+			return false, nil
+		}
+	}
+	for i, j := a.Len()-1, len(kept)-1; i >= 0; i-- {
+		if j >= 0 && kept[j] == i {
+			j--
+			continue
+		}
+		n := d.pushIndex(i)
+		d.add("remove", a.Index(i))
+		d.path = d.path[:n]
+	}
+	for j := len(kept); j < b.Len(); j++ {
+		n := d.pushIndex(j)
+		d.add("add", b.Index(j))
+		d.path = d.path[:n]
+	}
+	return true, nil
+}
+
 // jsonValue is v as a patch value: encoding/json writes it as it writes the field.
 func jsonValue(v reflect.Value) any {
 	if v.Kind() != reflect.Pointer && v.CanAddr() {
@@ -311,6 +409,7 @@ type structField struct {
 	pointer             string // the name, escaped as a JSON pointer segment
 	omitEmpty, omitZero bool
 	quoted              bool
+	mergeKey            string // of a list: the key its elements merge by (patchMergeKey), as in strategic merge
 }
 
 func (f *structField) omitted(v reflect.Value) bool {
@@ -387,7 +486,7 @@ func appendFields(fs []structField, t reflect.Type, index []int) []structField {
 		if name == "" {
 			name = sf.Name
 		}
-		f := structField{index: idx, pointer: escapePointer(name)}
+		f := structField{index: idx, pointer: escapePointer(name), mergeKey: sf.Tag.Get("patchMergeKey")}
 		for o := range strings.SplitSeq(opts, ",") {
 			switch o {
 			case "omitempty":

@@ -49,6 +49,14 @@ func TestPatchShapes(t *testing.T) {
 			j.Spec.Template.Spec.SecurityContext = &corev1.PodSecurityContext{RunAsUser: ptr.To[int64](7)}
 		}, 1},
 		"nothing": {func(*batchv1.Job) {}, 0},
+		"keyed removal": {func(j *batchv1.Job) {
+			c := &j.Spec.Template.Spec.Containers[0]
+			c.Env = []corev1.EnvVar{{Name: "Y", Value: "3"}} // X and Z removed, Y changed
+		}, 3},
+		"keyed reorder": {func(j *batchv1.Job) {
+			c := &j.Spec.Template.Spec.Containers[0]
+			c.Env = []corev1.EnvVar{c.Env[2], c.Env[0]} // reordered: by position
+		}, 5},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -135,5 +143,39 @@ func TestPatchKeepsExactNumbers(t *testing.T) {
 	}
 	if v := *got.(*batchv1.Job).Spec.Template.Spec.ActiveDeadlineSeconds; v != 9007199254740993 {
 		t.Errorf("activeDeadlineSeconds = %d after patch %+v", v, ops)
+	}
+}
+
+// TestPatchRemovalKeepsUnknownFields: where the admin's patch deletes a container from the middle, what
+// raw holds beyond the Go types (a newer API's field) stays with its own container, and the one deleted
+// takes its fields with it.
+func TestPatchRemovalKeepsUnknownFields(t *testing.T) {
+	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[
+		{"name":"debug","image":"d","futureField":{"x":1}},
+		{"name":"main","image":"m","futureField":{"x":2}},
+		{"name":"side","image":"s"}]}}}}`)
+	obj, _, err := Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := obj.(*batchv1.Job)
+	b := a.DeepCopy()
+	cs := b.Spec.Template.Spec.Containers
+	b.Spec.Template.Spec.Containers = []corev1.Container{cs[1], cs[2], {Name: "new", Image: "n"}}
+	b.Spec.Template.Spec.Containers[0].Image = "m2"
+	ops, err := Patch(raw, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ApplyPatch(raw, ops)
+	if err != nil {
+		t.Fatalf("patch %+v does not apply: %v", ops, err)
+	}
+	want := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[
+		{"name":"main","image":"m2","futureField":{"x":2}},
+		{"name":"side","image":"s"},
+		{"name":"new","image":"n","resources":{}}]}}}}`
+	if !sameDoc(t, got, []byte(want)) {
+		t.Errorf("patched:\n%s\nwant:\n%s\nops: %+v", got, want, ops)
 	}
 }

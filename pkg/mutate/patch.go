@@ -16,6 +16,7 @@ import (
 	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	sjson "sigs.k8s.io/json"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
@@ -191,21 +192,21 @@ func (d *rawDoc) at(p string) gjson.Result {
 	return r
 }
 
-// sameJSON reports whether raw, a JSON value, and v, a Go value, are the same JSON once decoded; numbers
-// compare as written, so a number float64 cannot hold exactly is not rounded into a match.
+// sameJSON reports whether raw, a JSON value, and v, a Go value, are the same JSON once decoded; integers
+// decode exactly, so a number float64 cannot hold is not rounded into a match.
 func sameJSON(raw string, v any) bool {
 	vb, err := json.Marshal(v)
 	if err != nil {
 		return false
 	}
-	a, aerr := decodeJSON([]byte(raw))
-	b, berr := decodeJSON(vb)
-	if aerr != nil || berr != nil {
+	if string(vb) == raw {
+		return true
+	}
+	var a, b any
+	if sjson.UnmarshalCaseSensitivePreserveInts([]byte(raw), &a) != nil || sjson.UnmarshalCaseSensitivePreserveInts(vb, &b) != nil {
 		return false
 	}
-	ab, aerr := json.Marshal(a)
-	bb, berr := json.Marshal(b)
-	return aerr == nil && berr == nil && bytes.Equal(ab, bb)
+	return reflect.DeepEqual(a, b)
 }
 
 func decodeJSON(b []byte) (any, error) {
