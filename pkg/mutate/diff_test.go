@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"testing"
 
+	"gomodules.xyz/jsonpatch/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -86,25 +87,32 @@ func TestPatchShapes(t *testing.T) {
 // TestPatchOverNullElement: where raw holds null and the Go type a container, the operation sets the whole
 // container in place rather than inserting beside it.
 func TestPatchOverNullElement(t *testing.T) {
-	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a"}],"tolerations":[null]}}}}`)
-	obj, _, err := Decode(raw)
+	got, ops := patchJob(t, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a"}],"tolerations":[null]}}}}`,
+		func(b *batchv1.Job) { b.Spec.Template.Spec.Tolerations[0].Key = "k" })
+	if !sameDoc(t, got, []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a"}],"tolerations":[{"key":"k"}]}}}}`)) {
+		t.Errorf("patched: %s (ops %+v)", got, ops)
+	}
+}
+
+// patchJob decodes raw, changes a copy with change, and returns raw with the patch applied, and the patch.
+func patchJob(t *testing.T, raw string, change func(*batchv1.Job)) ([]byte, []jsonpatch.Operation) {
+	t.Helper()
+	obj, _, err := Decode([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := obj.(*batchv1.Job)
 	b := a.DeepCopy()
-	b.Spec.Template.Spec.Tolerations[0].Key = "k"
-	ops, err := Patch(raw, a, b)
+	change(b)
+	ops, err := Patch([]byte(raw), a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ApplyPatch(raw, ops)
+	got, err := ApplyPatch([]byte(raw), ops)
 	if err != nil {
 		t.Fatalf("patch %+v does not apply: %v", ops, err)
 	}
-	if !sameDoc(t, got, []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a"}],"tolerations":[{"key":"k"}]}}}}`)) {
-		t.Errorf("patched: %s (ops %+v)", got, ops)
-	}
+	return got, ops
 }
 
 func sameDoc(t *testing.T, a, b []byte) bool {
@@ -121,27 +129,13 @@ func sameDoc(t *testing.T, a, b []byte) bool {
 
 // TestPatchKeepsExactNumbers: a value that float64 rounds to raw's is still replaced.
 func TestPatchKeepsExactNumbers(t *testing.T) {
-	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"activeDeadlineSeconds":9007199254740992,"containers":[{"name":"c","image":"i"}]}}}}`)
-	obj, _, err := Decode(raw)
+	got, ops := patchJob(t, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"activeDeadlineSeconds":9007199254740992,"containers":[{"name":"c","image":"i"}]}}}}`,
+		func(b *batchv1.Job) { b.Spec.Template.Spec.ActiveDeadlineSeconds = ptr.To[int64](9007199254740993) })
+	obj, _, err := Decode(got)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := obj.(*batchv1.Job)
-	b := a.DeepCopy()
-	b.Spec.Template.Spec.ActiveDeadlineSeconds = ptr.To[int64](9007199254740993)
-	ops, err := Patch(raw, a, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := ApplyPatch(raw, ops)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _, err := Decode(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := *got.(*batchv1.Job).Spec.Template.Spec.ActiveDeadlineSeconds; v != 9007199254740993 {
+	if v := *obj.(*batchv1.Job).Spec.Template.Spec.ActiveDeadlineSeconds; v != 9007199254740993 {
 		t.Errorf("activeDeadlineSeconds = %d after patch %+v", v, ops)
 	}
 }
@@ -150,27 +144,14 @@ func TestPatchKeepsExactNumbers(t *testing.T) {
 // raw holds beyond the Go types (a newer API's field) stays with its own container, and the one deleted
 // takes its fields with it.
 func TestPatchRemovalKeepsUnknownFields(t *testing.T) {
-	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[
+	got, ops := patchJob(t, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[
 		{"name":"debug","image":"d","futureField":{"x":1}},
 		{"name":"main","image":"m","futureField":{"x":2}},
-		{"name":"side","image":"s"}]}}}}`)
-	obj, _, err := Decode(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := obj.(*batchv1.Job)
-	b := a.DeepCopy()
-	cs := b.Spec.Template.Spec.Containers
-	b.Spec.Template.Spec.Containers = []corev1.Container{cs[1], cs[2], {Name: "new", Image: "n"}}
-	b.Spec.Template.Spec.Containers[0].Image = "m2"
-	ops, err := Patch(raw, a, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := ApplyPatch(raw, ops)
-	if err != nil {
-		t.Fatalf("patch %+v does not apply: %v", ops, err)
-	}
+		{"name":"side","image":"s"}]}}}}`, func(b *batchv1.Job) {
+		cs := b.Spec.Template.Spec.Containers
+		b.Spec.Template.Spec.Containers = []corev1.Container{cs[1], cs[2], {Name: "new", Image: "n"}}
+		b.Spec.Template.Spec.Containers[0].Image = "m2"
+	})
 	want := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[
 		{"name":"main","image":"m2","futureField":{"x":2}},
 		{"name":"side","image":"s"},
