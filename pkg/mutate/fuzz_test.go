@@ -237,6 +237,9 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	if err != nil {
 		t.Fatalf("the patch does not apply: %v\npatch: %s", err, rwJSON(res.Patch))
 	}
+	if enc, err := mutate.EncodePatch(res.Patch); err != nil || !bytes.Equal(enc, mustMarshal(t, res.Patch)) {
+		t.Errorf("EncodePatch gives %s (%v), encoding/json %s", enc, err, mustMarshal(t, res.Patch))
+	}
 	if _, _, err := mutate.Decode(out); err != nil {
 		t.Fatalf("the mutated object does not decode: %v\n%s", err, out)
 	}
@@ -273,6 +276,15 @@ func fzCheckSameAsJSONDiff(t *testing.T, raw, out []byte, obj client.Object, pol
 	if !reflect.DeepEqual(rwDecode(t, want), rwDecode(t, out)) {
 		t.Errorf("the typed patch gives\n%s\nthe JSON diff gives\n%s", out, want)
 	}
+}
+
+func mustMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // fzCheckPure: Mutate works on a copy.

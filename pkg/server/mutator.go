@@ -30,8 +30,9 @@ type Mutator struct {
 
 var _ admission.Handler = (*Mutator)(nil)
 
-// Handle decodes the request, runs the core and returns its patch and warnings. It never answers 500:
-// bad objects are denied (403) or reported as bad requests (400).
+// Handle decodes the request, runs the core and returns its patch and warnings. Bad objects are denied
+// (403) or reported as bad requests (400); a policy it cannot resolve is 503. It answers 500 only if the
+// patch cannot be encoded, which the Go types of the supported kinds rule out.
 func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
 	kind := req.Kind.Kind
@@ -78,6 +79,15 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	if len(res.Patch) == 0 {
 		return admission.Allowed("").WithWarnings(res.Warnings...), "unchanged"
 	}
+	patch, err := mutate.EncodePatch(res.Patch)
+	if err != nil {
+		m.Log.Error(err, "encoding patch", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name)
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("kaiwo: encoding the patch: %w", err)), "error"
+	}
 	m.Log.V(1).Info("mutated", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name, "operations", len(res.Patch), "policy", pol.Name, "dryRun", req.DryRun != nil && *req.DryRun)
-	return admission.Patched("", res.Patch...).WithWarnings(res.Warnings...), "mutated"
+	// The patch goes in encoded: admission.Patched would encode it again through each operation's MarshalJSON.
+	resp := admission.Allowed("").WithWarnings(res.Warnings...)
+	pt := admissionv1.PatchTypeJSONPatch
+	resp.Patch, resp.PatchType = patch, &pt
+	return resp, "mutated"
 }
