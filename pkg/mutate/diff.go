@@ -20,22 +20,25 @@ var errNoTypedDiff = errors.New("type not modelled by the typed diff")
 // comparison, not an encoding and a parse. Operations come in encoding order; an operation's value is
 // the Go value, encoded when the patch is. Values with their own JSON encoding (quantities, times) are
 // compared semantically and replaced whole.
-func typedDiff(a, b any) ([]jsonpatch.Operation, error) {
+func typedDiff(a, b any) (*differ, error) {
 	va, vb := reflect.ValueOf(a), reflect.ValueOf(b)
 	if va.Type() != vb.Type() {
 		return nil, errNoTypedDiff
 	}
-	d := differ{path: make([]byte, 0, 128)}
+	d := &differ{path: make([]byte, 0, 128)}
 	if err := d.value(va, vb); err != nil {
 		return nil, err
 	}
-	return d.ops, nil
+	return d, nil
 }
 
 // differ collects operations; path is the JSON pointer of the value being compared.
 type differ struct {
 	ops  []jsonpatch.Operation
 	path []byte
+	// moved maps the pointer of a list element, by its index in the original, to its mutated value
+	// where that index differs (see keyedSlice).
+	moved map[string]reflect.Value
 }
 
 // push appends a segment to the path and returns the length to pop back to.
@@ -340,11 +343,17 @@ func (d *differ) keyedSlice(a, b reflect.Value, key string) (bool, error) {
 	}
 	for j, i := range kept {
 		n := d.pushIndex(i)
+		if i != j {
+			// Operations under this element name it by its index in a; the mutated value is at j.
+			if d.moved == nil {
+				d.moved = map[string]reflect.Value{}
+			}
+			d.moved[string(d.path)] = b.Index(j)
+		}
 		err := d.value(a.Index(i), b.Index(j))
 		d.path = d.path[:n]
 		if err != nil {
-			d.ops = d.ops[:0]
-			return false, nil
+			return false, err
 		}
 	}
 	for i, j := a.Len()-1, len(kept)-1; i >= 0; i-- {

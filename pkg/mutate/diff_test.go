@@ -160,3 +160,21 @@ func TestPatchRemovalKeepsUnknownFields(t *testing.T) {
 		t.Errorf("patched:\n%s\nwant:\n%s\nops: %+v", got, want, ops)
 	}
 }
+
+// TestPatchRemovalLiftsFromTheMovedElement: after a removal, an element that raw writes without a field
+// the Go type has (resources) gets that field from its own mutated value, not from the one now at its
+// old index.
+func TestPatchRemovalLiftsFromTheMovedElement(t *testing.T) {
+	got, ops := patchJob(t, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[
+		{"name":"debug","image":"d"},
+		{"name":"main","image":"m","futureField":1}]}}}}`, func(b *batchv1.Job) {
+		main := b.Spec.Template.Spec.Containers[1]
+		main.Resources.Limits = corev1.ResourceList{"cpu": resource.MustParse("2")}
+		b.Spec.Template.Spec.Containers = []corev1.Container{main}
+	})
+	want := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[
+		{"name":"main","image":"m","futureField":1,"resources":{"limits":{"cpu":"2"}}}]}}}}`
+	if !sameDoc(t, got, []byte(want)) {
+		t.Errorf("patched:\n%s\nwant:\n%s\nops: %+v", got, want, ops)
+	}
+}

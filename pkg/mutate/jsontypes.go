@@ -162,9 +162,18 @@ func escapePointer(s string) string {
 	return pointerEscape.Replace(s)
 }
 
-// valueAt follows a JSON pointer's segments through the Go value v as encoding/json writes it.
-func valueAt(v reflect.Value, segs []string) (reflect.Value, error) {
+// valueAt follows a JSON pointer's segments through the Go value v as encoding/json writes it. Where
+// moved names the pointer reached so far, the walk goes on from the value it gives instead.
+func valueAt(v reflect.Value, segs []string, moved map[string]reflect.Value) (reflect.Value, error) {
+	prefix := ""
 	for _, s := range segs {
+		if moved != nil {
+			prefix += "/" + s
+			if m, ok := moved[prefix]; ok {
+				v = m
+				continue
+			}
+		}
 		for v.Kind() == reflect.Pointer {
 			if v.IsNil() {
 				return reflect.Value{}, errNoTypedDiff

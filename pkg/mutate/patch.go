@@ -27,21 +27,25 @@ import (
 // spelling, as in controller-runtime's defaulting webhook. Each operation is then fitted to raw, where
 // the encoding of the Go types and raw differ in shape (see fitToRaw).
 func Patch(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, error) {
-	ops, err := typedDiff(original, mutated)
+	d, err := typedDiff(original, mutated)
 	if errors.Is(err, errNoTypedDiff) {
 		return jsonDiff(raw, original, mutated)
 	}
-	if err != nil || len(ops) == 0 {
+	if err != nil || len(d.ops) == 0 {
 		return nil, err
 	}
 	root := reflect.ValueOf(mutated)
-	return fitToRaw(ops, raw, func(segs []string) (any, error) {
-		v, err := valueAt(root, segs)
+	ops, err := fitToRaw(d.ops, raw, func(segs []string) (any, error) {
+		v, err := valueAt(root, segs, d.moved)
 		if err != nil {
 			return nil, err
 		}
 		return jsonValue(v), nil
 	})
+	if errors.Is(err, errNoTypedDiff) {
+		return jsonDiff(raw, original, mutated)
+	}
+	return ops, err
 }
 
 // jsonDiff is Patch for Go types the typed diff does not model: it diffs their JSON encodings.
