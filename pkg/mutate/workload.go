@@ -55,15 +55,12 @@ func KindOf(obj client.Object) (Kind, bool) {
 // Decode decodes a JSON object of a registered kind into its Go type. It refuses a key given twice in
 // the same object, which the API server never sends: the patch would have to guess which one counts.
 func Decode(raw []byte) (client.Object, Kind, error) {
-	if !gjson.ValidBytes(raw) {
-		var v any // for the decoder's message, which says where
-		err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &v)
-		if err == nil {
-			err = errors.New("not valid JSON")
-		}
-		return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
-	}
+	// The probes read only what they need; the decoder below checks the whole of raw.
 	if doc := gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))); !doc.IsObject() { // read only: no copy
+		var v any // for the decoder's message, which says where
+		if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &v); err != nil {
+			return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
+		}
 		return nil, Kind{}, fmt.Errorf("decoding object: want a JSON object, got %s", jsonKind(doc))
 	}
 	tm := gjson.GetManyBytes(raw, "apiVersion", "kind")
@@ -72,7 +69,11 @@ func Decode(raw []byte) (client.Object, Kind, error) {
 	k, ok := KindFor(gvk)
 	if !ok {
 		var tm metav1.TypeMeta
-		if dups, _ := sjson.UnmarshalStrict(raw, &tm, sjson.DisallowDuplicateFields); len(dups) > 0 {
+		dups, err := sjson.UnmarshalStrict(raw, &tm, sjson.DisallowDuplicateFields)
+		switch {
+		case err != nil:
+			return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
+		case len(dups) > 0:
 			return nil, Kind{}, fmt.Errorf("decoding object: %w", errors.Join(dups...))
 		}
 		return nil, Kind{}, fmt.Errorf("unsupported kind %q (apiVersion %q): supported are %s", kind, apiVersion, supportedKinds())
