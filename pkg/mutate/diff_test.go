@@ -178,3 +178,39 @@ func TestPatchRemovalLiftsFromTheMovedElement(t *testing.T) {
 		t.Errorf("patched:\n%s\nwant:\n%s\nops: %+v", got, want, ops)
 	}
 }
+
+// TestJSONDiffShrinksFromTheEnd: the fallback's patch removes the elements of a list that lost several
+// from the last one down, so it applies.
+func TestJSONDiffShrinksFromTheEnd(t *testing.T) {
+	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"i","env":[{"name":"X"},{"name":"Y"},{"name":"Z"},{"name":"W"}]}]}}}}`)
+	obj, _, err := Decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := obj.(*batchv1.Job)
+	b := a.DeepCopy()
+	b.Spec.Template.Spec.Containers[0].Env = b.Spec.Template.Spec.Containers[0].Env[:1]
+	ops, err := jsonDiff(raw, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ApplyPatch(raw, ops)
+	if err != nil {
+		t.Fatalf("patch %+v does not apply: %v", ops, err)
+	}
+	want := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"i","env":[{"name":"X"}]}]}}}}`
+	if !sameDoc(t, got, []byte(want)) {
+		t.Errorf("patched:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestEncodePatchAsEncodingJSON: no patch and an empty one encode as encoding/json writes them.
+func TestEncodePatchAsEncodingJSON(t *testing.T) {
+	for _, ops := range [][]jsonpatch.Operation{nil, {}, {{Operation: "remove", Path: "/a~1<b>"}, {Operation: "add", Path: "/c"}}} {
+		got, err := EncodePatch(ops)
+		want, _ := json.Marshal(ops)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("EncodePatch(%#v) = %s, %v; encoding/json writes %s", ops, got, err, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,6 +72,7 @@ func jsonDiff(raw []byte, original, mutated client.Object) ([]jsonpatch.Operatio
 	// CreatePatch walks maps in random order; a stable order makes the patch deterministic.
 	// Array indexes compare as numbers, so appended elements stay in ascending order.
 	sort.SliceStable(ops, func(i, j int) bool { return pathLess(ops[i].Path, ops[j].Path) })
+	removeFromTheEnd(ops)
 	var afterDoc any // decoded when first needed
 	return fitToRaw(ops, raw, func(segs []string) (any, error) {
 		if afterDoc == nil {
@@ -84,6 +86,28 @@ func jsonDiff(raw []byte, original, mutated client.Object) ([]jsonpatch.Operatio
 		}
 		return v, nil
 	})
+}
+
+// removeFromTheEnd reverses each run of removals of elements of one array, which the sort put in
+// ascending order, so that every index is still there when its removal runs.
+func removeFromTheEnd(ops []jsonpatch.Operation) {
+	parent := func(op jsonpatch.Operation) (string, bool) {
+		i := strings.LastIndexByte(op.Path, '/')
+		_, err := strconv.Atoi(op.Path[i+1:])
+		return op.Path[:max(i, 0)], op.Operation == "remove" && i >= 0 && err == nil
+	}
+	for i := 0; i < len(ops); {
+		p, ok := parent(ops[i])
+		j := i + 1
+		for ok && j < len(ops) {
+			if q, ok2 := parent(ops[j]); !ok2 || q != p {
+				break
+			}
+			j++
+		}
+		slices.Reverse(ops[i:j])
+		i = j
+	}
 }
 
 // fitToRaw makes ops, a diff of the Go encodings, apply to raw. The encodings differ from raw where the
@@ -276,6 +300,9 @@ func maybeNumber(s string) bool {
 // EncodePatch writes ops as JSON, byte for byte as encoding/json writes them, in one pass: each value
 // encoded once, without the re-scan encoding/json gives what a MarshalJSON method returns.
 func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
+	if ops == nil {
+		return []byte("null"), nil
+	}
 	var buf bytes.Buffer
 	buf.Grow(96*len(ops) + 2)
 	enc := json.NewEncoder(&buf) // escapes as json.Marshal does; ends each value with a newline, cut below
