@@ -181,8 +181,13 @@ type rawDoc struct {
 }
 
 func newRawDoc(raw []byte) *rawDoc {
-	// raw is only read, and outlives the document: no copy.
-	return &rawDoc{root: gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))), seen: map[string]string{}}
+	return &rawDoc{root: parseView(raw), seen: map[string]string{}}
+}
+
+// parseView parses raw in place, without the copy gjson.ParseBytes makes: raw is only read, and the
+// results do not outlive it.
+func parseView(raw []byte) gjson.Result {
+	return gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw)))
 }
 
 // at is the value at the JSON pointer p; it does not exist when raw has nothing there.
@@ -261,14 +266,6 @@ func pointerChild(v any, seg string) (any, bool) {
 		return v[i], true
 	}
 	return nil, false
-}
-
-func isContainer(v any) bool {
-	switch v.(type) {
-	case map[string]any, []any:
-		return true
-	}
-	return false
 }
 
 func pathLess(a, b string) bool {

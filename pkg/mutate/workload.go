@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"unsafe"
 
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
@@ -56,7 +55,7 @@ func KindOf(obj client.Object) (Kind, bool) {
 // the same object, which the API server never sends: the patch would have to guess which one counts.
 func Decode(raw []byte) (client.Object, Kind, error) {
 	// The probes read only what they need; the decoder below checks the whole of raw.
-	if doc := gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw))); !doc.IsObject() { // read only: no copy
+	if doc := parseView(raw); !doc.IsObject() {
 		var v any // for the decoder's message, which says where
 		if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &v); err != nil {
 			return nil, Kind{}, fmt.Errorf("decoding object: %w", err)
