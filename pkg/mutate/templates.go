@@ -249,66 +249,56 @@ var podTemplateMeta = func() strategicpatch.LookupPatchMeta {
 
 // applyPatch applies the admin's strategic merge patch to t. It merges the unstructured form, as kubectl
 // patch does after decoding, which spares a JSON encoding and decoding of the template; and it converts
-// and copies only the parts the patch names (metadata, spec), since a merge leaves the others as they are.
+// only the parts the patch names (metadata, spec), since a merge leaves the others as they are.
 func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
 	var p map[string]any
 	if err := sjson.UnmarshalCaseSensitivePreserveInts(patch, &p); err != nil { // ints as int64, as unstructured holds them
 		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
 	}
-	parts := map[string]func() templatePart{
-		"metadata": func() templatePart { return newTemplatePart(&t.spec.ObjectMeta, t.spec.ObjectMeta.DeepCopy()) },
-		"spec":     func() templatePart { return newTemplatePart(&t.spec.Spec, t.spec.Spec.DeepCopy()) },
+	// A part is a field of the template that a patch key names, as a pointer; "" is the template itself.
+	type part struct {
+		key           string
+		field, merged any
 	}
+	parts := []part{{key: "metadata", field: &t.spec.ObjectMeta}, {key: "spec", field: &t.spec.Spec}}
 	for k := range p {
-		if _, ok := parts[k]; !ok { // a directive or an unknown key: the whole template
-			parts = map[string]func() templatePart{"": func() templatePart { return newTemplatePart(t.spec, t.spec.DeepCopy()) }}
+		if k != "metadata" && k != "spec" { // a directive or an unknown key: the whole template
+			parts = []part{{key: "", field: t.spec}}
 			break
 		}
 	}
-	// Each part is merged into a copy; the template changes only once every part merged.
-	var merged []templatePart
-	for k, newPart := range parts {
-		sub, ok := p[k]
-		if k == "" {
+	// Each part is merged into a new value; the template changes only once every part merged.
+	for i := range parts {
+		sub, ok := p[parts[i].key]
+		if parts[i].key == "" {
 			sub, ok = p, true
 		}
 		if !ok {
 			continue
 		}
-		tp := newPart()
-		if err := mergePart(tp.copy, k, sub); err != nil {
+		merged, err := mergePart(parts[i].field, parts[i].key, sub)
+		if err != nil {
 			return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
 		}
-		merged = append(merged, tp)
+		parts[i].merged = merged
 	}
 	changed := false
-	for _, tp := range merged {
-		changed = tp.commit() || changed
+	for _, pt := range parts {
+		if pt.merged == nil || apiequality.Semantic.DeepEqual(pt.field, pt.merged) {
+			continue
+		}
+		reflect.ValueOf(pt.field).Elem().Set(reflect.ValueOf(pt.merged).Elem())
+		changed = true
 	}
 	return changed, nil
 }
 
-// templatePart is a field of a pod template and a copy the patch is merged into.
-type templatePart struct {
-	copy   any
-	commit func() bool // writes the copy over the field; reports whether that changed it
-}
-
-func newTemplatePart[T any](field, copy *T) templatePart {
-	return templatePart{copy: copy, commit: func() bool {
-		if apiequality.Semantic.DeepEqual(field, copy) {
-			return false
-		}
-		*field = *copy
-		return true
-	}}
-}
-
-// mergePart merges patch into part, the field key of a pod template ("" for the template itself).
-func mergePart(part any, key string, patch any) error {
+// mergePart returns a new value of part's type: part, the field key of a pod template ("" for the
+// template itself), with patch merged in. part is not modified.
+func mergePart(part any, key string, patch any) (any, error) {
 	orig, err := runtime.DefaultUnstructuredConverter.ToUnstructured(part)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	doc, pdoc := orig, patch
 	if key != "" {
@@ -316,21 +306,22 @@ func mergePart(part any, key string, patch any) error {
 	}
 	pm, ok := pdoc.(map[string]any)
 	if !ok {
-		return fmt.Errorf("the patch is not a JSON object")
+		return nil, fmt.Errorf("the patch is not a JSON object")
 	}
 	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(doc, pm, podTemplateMeta)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if key != "" {
 		o, ok := out[key].(map[string]any)
 		if !ok && out[key] != nil {
-			return fmt.Errorf("%s is not an object after the patch", key)
+			return nil, fmt.Errorf("%s is not an object after the patch", key)
 		}
 		out = o // nil when the patch deleted it: the zero value
 	}
-	// The part is written from scratch: a key the merge deleted must not survive from before.
-	rv := reflect.ValueOf(part).Elem()
-	rv.Set(reflect.Zero(rv.Type()))
-	return runtime.DefaultUnstructuredConverter.FromUnstructured(out, part)
+	merged := reflect.New(reflect.TypeOf(part).Elem()).Interface()
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(out, merged); err != nil {
+		return nil, err
+	}
+	return merged, nil
 }
