@@ -97,7 +97,11 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 			locked(annotations.TTLSecondsAfter, policy.FieldTTL, fmt.Sprint(*o.TTL), fmt.Sprint(*d.TTLSecondsAfterFinished))
 		}
 	}
-	s.shm, s.shmExplicit = d.ShmSize, pol.IsLocked(policy.FieldShmSize) && d.ShmSize != nil
+	s.shm, s.shmExplicit = nil, pol.IsLocked(policy.FieldShmSize) && d.ShmSize != nil
+	if d.ShmSize != nil {
+		shm := d.ShmSize.DeepCopy() // the object gets its own: the policy's is shared by every request
+		s.shm = &shm
+	}
 	if o.ShmSize != nil {
 		s.shm, s.shmExplicit = o.ShmSize, true
 		if d.ShmSize != nil {

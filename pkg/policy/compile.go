@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -159,15 +160,16 @@ func (c *Compiled) compileDefaults(d *v1alpha1.PolicyDefaults, flavors FlavorLoo
 	}
 	if d.CPUPerGPU != nil {
 		c.set |= setCPUPerGPU
-		c.defaults.CPUPerGPU = *d.CPUPerGPU
+		c.defaults.CPUPerGPU = Canonical(*d.CPUPerGPU)
 	}
 	if d.MemoryPerGPU != nil {
 		c.set |= setMemoryPerGPU
-		c.defaults.MemoryPerGPU = *d.MemoryPerGPU
+		c.defaults.MemoryPerGPU = Canonical(*d.MemoryPerGPU)
 	}
 	if d.ShmSize != nil {
 		c.set |= setShmSize
-		c.defaults.ShmSize = d.ShmSize
+		q := Canonical(*d.ShmSize)
+		c.defaults.ShmSize = &q
 	}
 	if d.TTLSecondsAfterFinished != nil {
 		c.set |= setTTL
@@ -228,6 +230,15 @@ func (c *Compiled) Policy() *Policy { return merge([]*Compiled{c}) }
 
 // Degraded reports whether part of the policy was resolved fail-open.
 func (c *Compiled) Degraded() bool { return len(c.Warnings) > 0 }
+
+// Canonical returns a copy of q whose canonical string is computed. A Quantity computes that string on
+// its first String() and stores it in itself; a compiled policy is shared by concurrent requests, so its
+// quantities must have it before they are shared, and String() then only reads.
+func Canonical(q resource.Quantity) resource.Quantity {
+	q = q.DeepCopy()
+	_ = q.String()
+	return q
+}
 
 func cloneList(l []string) []string {
 	if l == nil {

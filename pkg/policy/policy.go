@@ -113,8 +113,8 @@ func Default() *Policy {
 			Queue:                   "kaiwo",
 			GPUVendor:               "amd",
 			GPUsPerNode:             8,
-			CPUPerGPU:               resource.MustParse("4"),
-			MemoryPerGPU:            resource.MustParse("32Gi"),
+			CPUPerGPU:               Canonical(resource.MustParse("4")),
+			MemoryPerGPU:            Canonical(resource.MustParse("32Gi")),
 			TTLSecondsAfterFinished: ptr.To[int32](3600),
 		},
 	}
