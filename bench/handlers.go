@@ -55,7 +55,8 @@ func TeamIndex() (*policy.Index, error) {
 // Mutator is the production handler, as server.NewManager registers it at /mutate.
 func Mutator(p server.Policies) http.Handler {
 	m := server.NewMetrics(prometheus.NewRegistry())
-	return &webhook.Admission{Handler: &server.Mutator{Policies: p, Metrics: m, Log: logr.Discard()}}
+	mutator := &server.Mutator{Policies: p, Metrics: m, Log: logr.Discard()}
+	return server.WithRequestTimeout(&webhook.Admission{Handler: server.NewThrottle(mutator, 0, m)})
 }
 
 // Noop is the floor: a controller-runtime admission webhook that allows everything, unchanged.

@@ -23,6 +23,7 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader for the LocalQueue controller (the webhook serves on every replica)")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election lease")
+	fs.IntVar(&o.MaxInflight, "max-inflight", server.DefaultMaxInflight(), "mutations that run at once; more wait in line (up to 4s or their deadline), then get a 429 answer")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(fs)
 	if err := fs.Parse(args); err != nil {

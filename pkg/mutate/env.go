@@ -54,6 +54,9 @@ func ParseEnv(p *field.Path, v string) (*EnvFile, field.ErrorList) {
 	if err := yaml.UnmarshalStrict([]byte(v), env); err != nil {
 		return nil, field.ErrorList{field.Invalid(p, shorten(v), "must be the Kaiwo env-file YAML (envVars: [{name, value} | {fromSecret: {name, secret, key}} | {mountSecret: {name, secret, key, path}}]): "+err.Error())}
 	}
+	if n := len(env.EnvVars); n > MaxEnvEntries {
+		return nil, field.ErrorList{field.TooMany(p.Child("envVars"), n, MaxEnvEntries)}
+	}
 	var errs field.ErrorList
 	names := map[string]bool{}
 	paths := map[string]bool{}

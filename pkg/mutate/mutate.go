@@ -57,7 +57,13 @@ const (
 	ReasonConflict    = "conflict"
 )
 
-func (d *Denial) Error() string { return "kaiwo: " + d.Errs.ToAggregate().Error() }
+// Error lists the first MaxReportedErrors reasons and counts the rest.
+func (d *Denial) Error() string {
+	if n := len(d.Errs); n > MaxReportedErrors {
+		return fmt.Sprintf("kaiwo: %s, and %d more errors", d.Errs[:MaxReportedErrors].ToAggregate().Error(), n-MaxReportedErrors)
+	}
+	return "kaiwo: " + d.Errs.ToAggregate().Error()
+}
 
 // Applied is the record the webhook leaves in the kaiwo.silogen.ai/applied annotation.
 type Applied struct {
@@ -133,6 +139,9 @@ func (m *mutation) run(user string) *Denial {
 	opts, errs := ParseOptions(m.obj.GetAnnotations())
 	if len(errs) > 0 {
 		return &Denial{ReasonAnnotation, errs}
+	}
+	if errs := checkLimits(m.w.templates(), opts); len(errs) > 0 {
+		return &Denial{ReasonLimit, errs}
 	}
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
 	m.s = s

@@ -14,9 +14,6 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 )
 
-// MaxAnnotationBytes bounds one Kaiwo annotation value; the env file is the only one that needs more than a name.
-const MaxAnnotationBytes = 64 * 1024
-
 // Queueing modes.
 const (
 	QueueingKueue = "kueue"
@@ -85,20 +82,21 @@ var parsers = map[string]parser{
 }
 
 // ParseOptions reads the Kaiwo annotations. Unknown keys under kaiwo.silogen.ai/ are denied, since a typo
-// such as kaiwo.silogen.ai/gpu would otherwise run a workload without the GPUs it meant to ask for.
+// such as kaiwo.silogen.ai/gpu would otherwise run a workload without the GPUs it meant to ask for. The
+// first MaxReportedErrors unknown keys are reported, the first few with a suggestion; the rest are counted.
 func ParseOptions(annots map[string]string) (*Options, field.ErrorList) {
 	o := &Options{}
 	var errs field.ErrorList
 	base := field.NewPath("metadata", "annotations")
 	keys := make([]string, 0, len(annots))
 	for k := range annots {
-		keys = append(keys, k)
+		if annotations.IsKaiwo(k) {
+			keys = append(keys, k)
+		}
 	}
 	sort.Strings(keys)
+	unknown := 0
 	for _, k := range keys {
-		if !annotations.IsKaiwo(k) {
-			continue
-		}
 		v, p := annots[k], base.Key(k)
 		parse, ok := parsers[k]
 		switch {
@@ -107,35 +105,54 @@ func ParseOptions(annots map[string]string) (*Options, field.ErrorList) {
 		case ok:
 			errs = append(errs, parse(o, p, strings.TrimSpace(v))...)
 		case !annotations.Known(k):
-			errs = append(errs, unknownKey(p, k))
+			if unknown < MaxReportedErrors {
+				errs = append(errs, unknownKey(p, k, unknown < maxSuggestions))
+			}
+			unknown++
 		}
+	}
+	if unknown > MaxReportedErrors {
+		errs = append(errs, field.Invalid(base, fmt.Sprintf("%d unknown Kaiwo annotations", unknown),
+			fmt.Sprintf("unknown Kaiwo annotations: the first %d are listed, %d more are not", MaxReportedErrors, unknown-MaxReportedErrors)))
 	}
 	return o, errs
 }
 
-func unknownKey(p *field.Path, key string) *field.Error {
+func unknownKey(p *field.Path, key string, suggest bool) *field.Error {
 	known := annotations.UserKeys()
-	best, bestDist := "", 4
+	detail := "unknown Kaiwo annotation"
+	if suggest {
+		if best := closest(key, known); best != "" {
+			detail += fmt.Sprintf(" (did you mean %q?)", best)
+		}
+	}
+	return field.Invalid(p, shorten(key), detail+"; supported: "+strings.Join(known, ", "))
+}
+
+// closest is the known key within an edit distance of 3 of key, or "".
+func closest(key string, known []string) string {
+	const far = 4
+	best, bestDist := "", far
+	var rows [2][]int
 	for _, k := range known {
-		if d := editDistance(key, k); d < bestDist {
+		if d := len(key) - len(k); d >= bestDist || -d >= bestDist {
+			continue // the distance is at least the difference in length
+		}
+		if d := editDistance(key, k, &rows); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
-	detail := "unknown Kaiwo annotation"
-	if best != "" {
-		detail += fmt.Sprintf(" (did you mean %q?)", best)
-	}
-	return field.Invalid(p, key, detail+"; supported: "+strings.Join(known, ", "))
+	return best
 }
 
-// editDistance is the Levenshtein distance, for typo suggestions.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+// editDistance is the Levenshtein distance, for typo suggestions; rows is reused between calls.
+func editDistance(a, b string, rows *[2][]int) int {
+	prev, cur := rows[0][:0], rows[1][:0]
+	for j := 0; j <= len(b); j++ {
+		prev = append(prev, j)
+		cur = append(cur, 0)
 	}
 	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
 		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
@@ -144,8 +161,9 @@ func editDistance(a, b string) int {
 			}
 			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
 		}
-		prev = cur
+		prev, cur = cur, prev
 	}
+	rows[0], rows[1] = prev, cur
 	return prev[len(b)]
 }
 

@@ -10,10 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"unsafe"
 
 	jsonpatchapply "github.com/evanphx/json-patch/v5"
-	"github.com/tidwall/gjson"
 	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -121,18 +119,23 @@ func fitToRaw(ops []jsonpatch.Operation, raw []byte, after func(segs []string) (
 	lifted := sets.New[string]()
 	kept := make([]jsonpatch.Operation, 0, len(ops))
 	for _, op := range ops {
-		// n is the end of the deepest container of raw on the path.
-		n := 0
-		for i := 1; i < len(op.Path); i++ {
-			if op.Path[i] != '/' {
-				continue
+		// n is the end of the deepest container of raw on the path. A parent already reached is one, and
+		// so is each of its ancestors: the common case, as operations come in path order, needs no walk.
+		n, end := 0, strings.LastIndexByte(op.Path, '/')
+		if end > 0 && doc.reached(op.Path[:end]) {
+			n = end
+		} else {
+			for i := 1; i < len(op.Path); i++ {
+				if op.Path[i] != '/' {
+					continue
+				}
+				if next := doc.at(op.Path[:i]); !next.IsObject() && !next.IsArray() {
+					break
+				}
+				n = i
 			}
-			if next := doc.at(op.Path[:i]); !next.IsObject() && !next.IsArray() {
-				break
-			}
-			n = i
 		}
-		if end := strings.LastIndexByte(op.Path, '/'); n < end {
+		if n < end {
 			if op.Operation == "remove" {
 				continue
 			}
@@ -172,57 +175,6 @@ func fitToRaw(ops []jsonpatch.Operation, raw []byte, after func(segs []string) (
 		}
 	}
 	return kept, nil
-}
-
-// rawDoc reads raw by JSON pointer, remembering each container it reached.
-type rawDoc struct {
-	root gjson.Result
-	seen map[string]string // the raw text of each container reached, by pointer
-}
-
-func newRawDoc(raw []byte) *rawDoc {
-	return &rawDoc{root: parseView(raw), seen: map[string]string{}}
-}
-
-// parseView parses raw in place, without the copy gjson.ParseBytes makes: raw is only read, and the
-// results do not outlive it.
-func parseView(raw []byte) gjson.Result {
-	return gjson.Parse(unsafe.String(unsafe.SliceData(raw), len(raw)))
-}
-
-// at is the value at the JSON pointer p; it does not exist when raw has nothing there.
-func (d *rawDoc) at(p string) gjson.Result {
-	if p == "" {
-		return d.root
-	}
-	if r, ok := d.seen[p]; ok {
-		return gjson.Parse(r) // a container: its type is its first byte, nothing is scanned
-	}
-	i := strings.LastIndexByte(p, '/')
-	parent, seg := d.at(p[:i]), p[i+1:]
-	var r gjson.Result
-	switch {
-	case parent.IsObject():
-		key := unescapePointer(seg)
-		if key == "" {
-			parent.ForEach(func(k, v gjson.Result) bool {
-				if k.String() == key {
-					r = v
-				}
-				return true
-			})
-		} else {
-			r = parent.Get(gjson.Escape(key))
-		}
-	case parent.IsArray():
-		if i, err := strconv.Atoi(seg); err == nil && i >= 0 && strconv.Itoa(i) == seg {
-			r = parent.Get(seg)
-		}
-	}
-	if r.IsObject() || r.IsArray() {
-		d.seen[p] = r.Raw // containers are read again, leaves once
-	}
-	return r
 }
 
 // sameJSON reports whether raw, a JSON value, and v, a Go value, are the same JSON once decoded; integers
@@ -358,13 +310,37 @@ type Result struct {
 	Patch    []jsonpatch.Operation
 	Warnings []string
 	Features []string
+	// PatchJSON is Patch encoded (EncodePatch), nil when there is no patch.
+	PatchJSON []byte
 }
+
+// ErrEncodePatch marks a patch that could not be encoded, which the Go types of the supported kinds
+// rule out.
+var ErrEncodePatch = errors.New("encoding the patch")
 
 // Admit decodes raw, mutates it under pol for user, and returns the patch. It is what the server and
 // the offline command share.
 func Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
+	return AdmitUntil(raw, pol, user, nil)
+}
+
+// AdmitUntil is Admit that calls stop, if not nil, between its stages (decode, mutate, patch, encode)
+// and returns its error if it has one: the caller's deadline, checked without the core knowing of it.
+func AdmitUntil(raw []byte, pol func(namespace string) *policy.Policy, user string, stop func() error) (*Result, error) {
+	if stop == nil {
+		stop = func() error { return nil }
+	}
+	if err := stop(); err != nil {
+		return nil, err
+	}
+	if d := checkSize(raw); d != nil {
+		return nil, d
+	}
 	obj, kind, err := Decode(raw)
 	if err != nil {
+		return nil, err
+	}
+	if err := stop(); err != nil {
 		return nil, err
 	}
 	out, err := Mutate(Input{Object: obj, Raw: raw, Policy: pol(obj.GetNamespace()), User: user})
@@ -375,6 +351,26 @@ func Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (
 	if !out.Managed {
 		return res, nil
 	}
-	res.Patch, err = Patch(raw, obj, out.Object)
-	return res, err
+	if err := stop(); err != nil {
+		return nil, err
+	}
+	if res.Patch, err = Patch(raw, obj, out.Object); err != nil {
+		return nil, err
+	}
+	if d := checkPatch(len(res.Patch), nil); d != nil {
+		return nil, d
+	}
+	if len(res.Patch) == 0 {
+		return res, nil
+	}
+	if err := stop(); err != nil {
+		return nil, err
+	}
+	if res.PatchJSON, err = EncodePatch(res.Patch); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrEncodePatch, err)
+	}
+	if d := checkPatch(len(res.Patch), res.PatchJSON); d != nil {
+		return nil, d
+	}
+	return res, nil
 }

@@ -36,6 +36,8 @@ type Options struct {
 	LeaderElectionNamespace string
 	// Metrics registers the webhook's own metrics; nil means controller-runtime's registry.
 	Metrics *Metrics
+	// MaxInflight bounds the mutations that run at once; 0 means DefaultMaxInflight.
+	MaxInflight int
 }
 
 // Scheme knows every type the server reads or writes.
@@ -84,7 +86,8 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		return nil, err
 	}
 	hooks := mgr.GetWebhookServer()
-	hooks.Register(MutatePath, &webhook.Admission{Handler: &Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate")}})
+	mutator := &Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate")}
+	hooks.Register(MutatePath, WithRequestTimeout(&webhook.Admission{Handler: NewThrottle(mutator, o.MaxInflight, metrics)}))
 	hooks.Register(ValidatePolicyPath, &webhook.Admission{Handler: &PolicyValidator{Conflicts: index.Conflicts}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

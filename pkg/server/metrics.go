@@ -10,6 +10,7 @@ type Metrics struct {
 	Latency   *prometheus.HistogramVec
 	Mutations *prometheus.CounterVec
 	Denials   *prometheus.CounterVec
+	Throttled *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -32,7 +33,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kaiwo_webhook_denials_total",
 			Help: "Denied objects, by kind and reason.",
 		}, []string{"kind", "reason"}),
+		Throttled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "kaiwo_webhook_throttled_total",
+			Help: "Admission requests answered 429 because no mutation slot (--max-inflight) freed in time, by kind.",
+		}, []string{"kind"}),
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.Mutations, m.Denials)
+	reg.MustRegister(m.Requests, m.Latency, m.Mutations, m.Denials, m.Throttled)
 	return m
 }

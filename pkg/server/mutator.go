@@ -60,13 +60,18 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		m.Log.Error(err, "resolving policy", "namespace", req.Namespace)
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), "error"
 	}
-	res, err := mutate.Admit(req.Object.Raw, func(string) *policy.Policy { return pol }, req.UserInfo.Username)
+	res, err := mutate.AdmitUntil(req.Object.Raw, func(string) *policy.Policy { return pol }, req.UserInfo.Username, ctx.Err)
 	var denial *mutate.Denial
 	switch {
+	case ctx.Err() != nil:
+		return m.gaveUp(ctx, req), "error"
 	case errors.As(err, &denial):
 		m.Metrics.Denials.WithLabelValues(k.GVK.Kind, denial.Reason).Inc()
 		m.Log.V(1).Info("denied", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name, "reason", denial.Reason, "policy", pol.Name)
 		return admission.Denied(denial.Error()), "denied"
+	case errors.Is(err, mutate.ErrEncodePatch):
+		m.Log.Error(err, "encoding patch", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name)
+		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("kaiwo: %w", err)), "error"
 	case err != nil:
 		m.Metrics.Denials.WithLabelValues(k.GVK.Kind, "bad-request").Inc()
 		return admission.Errored(http.StatusBadRequest, err), "error"
@@ -79,15 +84,10 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	if len(res.Patch) == 0 {
 		return admission.Allowed("").WithWarnings(res.Warnings...), "unchanged"
 	}
-	patch, err := mutate.EncodePatch(res.Patch)
-	if err != nil {
-		m.Log.Error(err, "encoding patch", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name)
-		return admission.Errored(http.StatusInternalServerError, fmt.Errorf("kaiwo: encoding the patch: %w", err)), "error"
-	}
 	m.Log.V(1).Info("mutated", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name, "operations", len(res.Patch), "policy", pol.Name, "dryRun", req.DryRun != nil && *req.DryRun)
 	// The patch goes in encoded: admission.Patched would encode it again through each operation's MarshalJSON.
 	resp := admission.Allowed("").WithWarnings(res.Warnings...)
 	pt := admissionv1.PatchTypeJSONPatch
-	resp.Patch, resp.PatchType = patch, &pt
+	resp.Patch, resp.PatchType = res.PatchJSON, &pt
 	return resp, "mutated"
 }

@@ -1,0 +1,141 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/silogen/kaiwo-webhook/internal/shapes"
+)
+
+// Bounds each worst shape must stay within through the handler, mutated or denied (issue 11).
+const (
+	worstBoundMs  = 100
+	worstBoundMiB = 64
+)
+
+// outcome is one request of a worst shape through the handler.
+type outcome struct {
+	d        time.Duration
+	mib      float64
+	answer   string // mutated (n ops, bytes), allowed, denied: message
+	patchLen int
+}
+
+// serveOnce sends body to h once and measures its time and the bytes allocated meanwhile.
+func serveOnce(h http.Handler, body []byte) (outcome, error) {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest(http.MethodPost, "/mutate", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	h.ServeHTTP(rec, req)
+	d := time.Since(start)
+	runtime.ReadMemStats(&after)
+	o := outcome{d: d, mib: float64(after.TotalAlloc-before.TotalAlloc) / (1 << 20)}
+	var rv admissionv1.AdmissionReview
+	if err := json.Unmarshal(rec.Body.Bytes(), &rv); err != nil || rv.Response == nil {
+		return o, fmt.Errorf("HTTP %d, not a review: %v", rec.Code, err)
+	}
+	resp := rv.Response
+	switch {
+	case !resp.Allowed:
+		msg := resp.Result.Message
+		if len(msg) > 160 {
+			msg = msg[:160] + "..."
+		}
+		o.answer = fmt.Sprintf("denied (%d): %s", resp.Result.Code, msg)
+	case len(resp.Patch) > 0:
+		var ops []any
+		_ = json.Unmarshal(resp.Patch, &ops)
+		o.patchLen = len(resp.Patch)
+		o.answer = fmt.Sprintf("mutated: %d operations, %d KiB patch", len(ops), len(resp.Patch)/1024)
+	default:
+		o.answer = "allowed unchanged"
+	}
+	return o, nil
+}
+
+// worstOf is the best of a few runs of one shape (the least disturbed by the machine's other load) for
+// time, and the largest allocation.
+func worstOf(h http.Handler, body []byte, runs int) (outcome, error) {
+	var best outcome
+	for i := range runs {
+		o, err := serveOnce(h, body)
+		if err != nil {
+			return o, err
+		}
+		if i == 0 || o.d < best.d {
+			mib := max(best.mib, o.mib)
+			best = o
+			best.mib = mib
+		} else {
+			best.mib = max(best.mib, o.mib)
+		}
+	}
+	return best, nil
+}
+
+// layerW: the worst shapes a user can send, each through the real handler once it is warm: time and
+// bytes allocated, and what the webhook answered.
+func layerW(t *testing.T, r *report) {
+	x, err := TeamIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := Mutator(IndexPolicies{x})
+	var b strings.Builder
+	b.WriteString("## W. The worst shapes through the handler (`go test ./bench -run TestWorst -v`)\n\n")
+	fmt.Fprintf(&b, "Each shape (`internal/shapes`) through `server.Mutator` as Layer B runs it, the best of 3 runs for time and the most bytes allocated of them; "+
+		"each must be answered within %d ms and %d MiB, mutated or denied.\n\n", worstBoundMs, worstBoundMiB)
+	b.WriteString("| shape | request bytes | time | allocated | answer |\n|---|---|---|---|---|\n")
+	var worstMs, worstMiB float64
+	for _, s := range shapes.Worst() {
+		body := Review(Payload{Name: s.Name, Raw: s.Raw, Kind: s.Kind})
+		o, err := worstOf(h, body, 3)
+		if err != nil {
+			t.Fatalf("%s: %v", s.Name, err)
+		}
+		ms := float64(o.d.Microseconds()) / 1e3
+		worstMs, worstMiB = max(worstMs, ms), max(worstMiB, o.mib)
+		fmt.Fprintf(&b, "| %s | %d | %.1f ms | %.1f MiB | %s |\n", s.Name, len(body), ms, o.mib, strings.ReplaceAll(o.answer, "|", "\\|"))
+		r.detail("worst_"+s.Name, map[string]any{"ms": round(ms, 2), "mib": round(o.mib, 2), "answer": o.answer})
+	}
+	r.set("worst_request_ms", worstMs)
+	r.set("worst_request_mib", worstMiB)
+	// Scale: the handler on 8,000 containers over 1,000, both mutated; linear is 8.
+	small, large := shapes.Containers(1000, 0, 0), shapes.Containers(8000, 0, 0)
+	var ratios []float64
+	for range 5 {
+		a := testing.Benchmark(func(b *testing.B) { serve(b, h, Review(Payload{Raw: small.Raw, Kind: small.Kind})) })
+		c := testing.Benchmark(func(b *testing.B) { serve(b, h, Review(Payload{Raw: large.Raw, Kind: large.Kind})) })
+		ratios = append(ratios, float64(c.NsPerOp())/float64(a.NsPerOp()))
+	}
+	r.set("scale_containers_8k_vs_1k", median(ratios))
+	fmt.Fprintf(&b, "\nScale: the handler on a Job of 8,000 containers takes %.2fx its time on 1,000 (%s over 5 rounds; linear is 8).\n\n", median(ratios), spread(ratios))
+	r.section("W-worst", b.String())
+}
+
+// TestWorst runs Layer W alone and logs its table; it asserts nothing about time (see pkg/mutate and
+// pkg/server for the bounded answers).
+func TestWorst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measures")
+	}
+	r := newReport()
+	layerW(t, r)
+	t.Log("\n" + r.sections["W-worst"])
+	for k, v := range r.figures {
+		t.Logf("%s = %.4g", k, v)
+	}
+}
