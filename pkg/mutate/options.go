@@ -105,28 +105,35 @@ func ParseOptions(annots map[string]string) (*Options, field.ErrorList) {
 		case ok:
 			errs = append(errs, parse(o, p, strings.TrimSpace(v))...)
 		case !annotations.Known(k):
-			if unknown < MaxReportedErrors {
-				errs = append(errs, unknownKey(p, k, unknown < maxSuggestions))
+			if unknown < listedUnknown {
+				errs = append(errs, unknownKey(p, k, unknown))
 			}
 			unknown++
 		}
 	}
-	if unknown > MaxReportedErrors {
+	if unknown > listedUnknown {
 		errs = append(errs, field.Invalid(base, fmt.Sprintf("%d unknown Kaiwo annotations", unknown),
-			fmt.Sprintf("unknown Kaiwo annotations: the first %d are listed, %d more are not", MaxReportedErrors, unknown-MaxReportedErrors)))
+			fmt.Sprintf("unknown Kaiwo annotations: the first %d are listed, %d more are not", listedUnknown, unknown-listedUnknown)))
 	}
 	return o, errs
 }
 
-func unknownKey(p *field.Path, key string, suggest bool) *field.Error {
+// listedUnknown is how many unknown keys a denial lists, leaving room for the count of the rest.
+const listedUnknown = MaxReportedErrors - 1
+
+// unknownKey is the error of the n-th unknown key: the first few suggest a known key, the first lists them.
+func unknownKey(p *field.Path, key string, n int) *field.Error {
 	known := annotations.UserKeys()
 	detail := "unknown Kaiwo annotation"
-	if suggest {
+	if n < maxSuggestions {
 		if best := closest(key, known); best != "" {
 			detail += fmt.Sprintf(" (did you mean %q?)", best)
 		}
 	}
-	return field.Invalid(p, shorten(key), detail+"; supported: "+strings.Join(known, ", "))
+	if n == 0 {
+		detail += "; supported: " + strings.Join(known, ", ")
+	}
+	return field.Invalid(p, shorten(key), detail)
 }
 
 // closest is the known key within an edit distance of 3 of key, or "".

@@ -126,12 +126,13 @@ func fillPair(rr *corev1.ResourceRequirements, r corev1.ResourceName, v resource
 }
 
 // setEnv adds vars to c; an existing var of the same name must be the same.
-func setEnv(c *corev1.Container, p *field.Path, vars []corev1.EnvVar) (bool, *field.Error) {
+func setEnv(c *corev1.Container, p *field.Path, vars []corev1.EnvVar, env *lookup[corev1.EnvVar]) (bool, *field.Error) {
 	changed := false
 	for _, v := range vars {
-		i := slices.IndexFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == v.Name })
+		i := env.find(c.Env, v.Name)
 		if i < 0 {
 			c.Env = append(c.Env, v)
+			env.appended(c.Env)
 			changed = true
 			continue
 		}
@@ -154,10 +155,11 @@ func describeEnv(e corev1.EnvVar) string {
 }
 
 // addVolume adds v to the pod; an existing volume of the same name must be the same.
-func addVolume(spec *corev1.PodSpec, p *field.Path, v corev1.Volume) (bool, *field.Error) {
-	i := slices.IndexFunc(spec.Volumes, func(e corev1.Volume) bool { return e.Name == v.Name })
+func addVolume(spec *corev1.PodSpec, p *field.Path, v corev1.Volume, vols *lookup[corev1.Volume]) (bool, *field.Error) {
+	i := vols.find(spec.Volumes, v.Name)
 	if i < 0 {
 		spec.Volumes = append(spec.Volumes, v)
+		vols.appended(spec.Volumes)
 		return true, nil
 	}
 	if !sameVolume(spec.Volumes[i], v) {
@@ -181,10 +183,11 @@ func sameVolume(have, want corev1.Volume) bool {
 }
 
 // addMount mounts m into c; an existing mount at the same path must be the same.
-func addMount(c *corev1.Container, p *field.Path, m corev1.VolumeMount) (bool, *field.Error) {
-	i := slices.IndexFunc(c.VolumeMounts, func(e corev1.VolumeMount) bool { return e.MountPath == m.MountPath })
+func addMount(c *corev1.Container, p *field.Path, m corev1.VolumeMount, mounts *lookup[corev1.VolumeMount]) (bool, *field.Error) {
+	i := mounts.find(c.VolumeMounts, m.MountPath)
 	if i < 0 {
 		c.VolumeMounts = append(c.VolumeMounts, m)
+		mounts.appended(c.VolumeMounts)
 		return true, nil
 	}
 	if !apiequality.Semantic.DeepEqual(c.VolumeMounts[i], m) {

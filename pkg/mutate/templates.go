@@ -30,12 +30,14 @@ func (m *mutation) templates(p plan) field.ErrorList {
 	var volumes []corev1.Volume
 	var mounts []corev1.VolumeMount
 	if s.opts.Env != nil {
+		ours := newLookup(volumeName)
 		userEnv = s.opts.Env.envVars()
 		for _, e := range s.opts.Env.EnvVars {
 			if sm := e.MountSecret; sm != nil {
 				name := secretVolumeName(sm.Secret)
-				if !slices.ContainsFunc(volumes, func(v corev1.Volume) bool { return v.Name == name }) {
+				if ours.find(volumes, name) < 0 {
 					volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: sm.Secret}}})
+					ours.appended(volumes)
 				}
 				mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: sm.Path, SubPath: sm.Key, ReadOnly: true})
 			}
@@ -82,8 +84,9 @@ func (m *mutation) templates(p plan) field.ErrorList {
 	}
 	for _, t := range m.w.templates() {
 		ps := &t.spec.Spec
+		vols := newLookup(volumeName)
 		for _, v := range volumes {
-			note("volumes")(addVolume(ps, t.path, v))
+			note("volumes")(addVolume(ps, t.path, v, vols))
 		}
 		ownShm := ownShm(ps, shm)
 		useShm := ownShm == "" || s.shmExplicit
@@ -93,17 +96,18 @@ func (m *mutation) templates(p plan) field.ErrorList {
 			continue
 		}
 		if useShm {
-			note("shm")(addVolume(ps, t.path, shm))
+			note("shm")(addVolume(ps, t.path, shm, vols))
 		}
 		for i := range ps.Containers {
 			c, cp := &ps.Containers[i], t.path.Child("spec", "containers").Index(i)
-			note("num")(setEnv(c, cp, num))
-			note("env")(setEnv(c, cp, userEnv))
+			env, cm := newLookup(envName), newLookup(mountPath)
+			note("num")(setEnv(c, cp, num, env))
+			note("env")(setEnv(c, cp, userEnv, env))
 			for _, vm := range mounts {
-				note("volumes")(addMount(c, cp, vm))
+				note("volumes")(addMount(c, cp, vm, cm))
 			}
 			if useShm {
-				note("shm")(addMount(c, cp, corev1.VolumeMount{Name: shmVolume, MountPath: shmPath}))
+				note("shm")(addMount(c, cp, corev1.VolumeMount{Name: shmVolume, MountPath: shmPath}, cm))
 			}
 		}
 		if s.pullSecret != "" && !slices.ContainsFunc(ps.ImagePullSecrets, func(r corev1.LocalObjectReference) bool { return r.Name == s.pullSecret }) {
