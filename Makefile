@@ -9,9 +9,14 @@ IMG ?= ghcr.io/silogen/kaiwo-webhook:dev
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/webhook
 
+# RACE_PKGS run under the race detector: the core, the policy index and the server share compiled
+# policies across concurrent requests. The envtest suites (a real API server) and bench run without it.
+RACE_PKGS := ./api/... ./cmd/... ./internal/... ./pkg/...
+
 # Unit, handler and envtest suites; the control-plane binaries are built once and cached under .cache/.
 test: lint
-	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) test -count=1 ./...
+	$(GO) test -race -count=1 $(RACE_PKGS)
+	KUBEBUILDER_ASSETS="$$(hack/envtest-assets.sh)" $(GO) test -count=1 ./bench/... ./test/...
 
 test-unit:
 	$(GO) test -count=1 -short ./...
