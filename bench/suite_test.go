@@ -37,6 +37,7 @@ func TestSuite(t *testing.T) {
 	}{
 		{"A-core", layerA},
 		{"B-handler", layerB},
+		{"W-worst", layerW},
 		{"C-tls", layerC},
 		{"E-policy-scale", layerE},
 		{"D-apiserver", layerD},

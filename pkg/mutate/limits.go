@@ -57,10 +57,14 @@ func checkLimits(ts []template, opts *Options) field.ErrorList {
 		return nil
 	}
 	entries, bytes := len(opts.Env.EnvVars), 0
-	for _, v := range opts.Env.envVars() {
-		bytes += len(v.Name) + len(v.Value)
-		if r := v.ValueFrom; r != nil && r.SecretKeyRef != nil {
-			bytes += len(r.SecretKeyRef.Name) + len(r.SecretKeyRef.Key)
+	for _, v := range opts.Env.EnvVars {
+		switch {
+		case v.FromSecret != nil:
+			bytes += len(v.FromSecret.Name) + len(v.FromSecret.Secret) + len(v.FromSecret.Key)
+		case v.MountSecret != nil:
+			bytes += len(v.MountSecret.Name) + len(v.MountSecret.Path)
+		case v.Value != nil:
+			bytes += len(v.Name) + len(*v.Value)
 		}
 	}
 	p := annotationsPath.Key(annotations.Env)

@@ -68,6 +68,10 @@ func (t *Throttle) reject(req admission.Request, why string) admission.Response 
 // stopped waiting for it.
 func WithRequestTimeout(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
 		if d, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && d > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), d)
 			defer cancel()
