@@ -124,6 +124,9 @@ func TestLimitsCannotBeWalkedAround(t *testing.T) {
 		"padding in another annotation": {
 			raw:    rawJob(map[string]string{"kaiwo.silogen.ai/gpus": "1", "notes": strings.Repeat("x", mutate.MaxObjectBytes)}, map[string]any{"containers": named("c", 1)}),
 			reason: mutate.ReasonLimit, says: []string{"object", fmt.Sprintf("at most %d bytes of JSON", mutate.MaxObjectBytes)}},
+		"yaml aliases that expand a billion-fold": {
+			raw:    rawJob(map[string]string{"kaiwo.silogen.ai/env": billionLaughs()}, map[string]any{"containers": named("c", 1)}),
+			reason: mutate.ReasonAnnotation, says: []string{"metadata.annotations[kaiwo.silogen.ai/env]", "must be the Kaiwo env-file YAML"}},
 		"patch operations from containers alone": {
 			raw:    rawJob(map[string]string{"kaiwo.silogen.ai/gpus": "1"}, map[string]any{"containers": named("c", 5001)}),
 			reason: mutate.ReasonLimit, says: []string{"10008 patch operations", "at most 10000 operations"}},
@@ -211,4 +214,16 @@ func TestCostGrowsLinearly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// billionLaughs is a YAML document of a few hundred bytes whose aliases expand to 9^9 strings.
+func billionLaughs() string {
+	var b strings.Builder
+	b.WriteString("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n")
+	for c := 'b'; c <= 'i'; c++ {
+		ref := "*" + string(c-1)
+		fmt.Fprintf(&b, "%c: &%c [%s]\n", c, c, strings.TrimSuffix(strings.Repeat(ref+",", 9), ","))
+	}
+	b.WriteString("envVars: *i\n")
+	return b.String()
 }

@@ -283,9 +283,24 @@ func planGPUs(total, perNode int64, env map[string]string) (int64, int64, string
 	if total <= perNode {
 		return 1, total, fmt.Sprintf("fits one node of %d GPUs", perNode), ""
 	}
-	d := perNode
-	for total%d != 0 {
-		d--
-	}
+	d := largestDivisor(total, perNode)
 	return total / d, d, fmt.Sprintf("%d GPUs per node", perNode), ""
+}
+
+// largestDivisor is the largest divisor of n (n >= 1) that is at most max (max >= 1). It tries the
+// divisors up to the square root of n, so a huge gpusPerNode costs no more than a small one.
+func largestDivisor(n, max int64) int64 {
+	best := int64(1)
+	for i := int64(1); i*i <= n; i++ {
+		if n%i != 0 {
+			continue
+		}
+		if i <= max && i > best {
+			best = i
+		}
+		if j := n / i; j <= max && j > best {
+			best = j
+		}
+	}
+	return best
 }
