@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make bench: runs the benchmark suite in bench/ (layers A-E, see BENCHMARKS.md) and rewrites
+# make bench: runs the benchmark suite in bench/ (layers A-E and W, see BENCHMARKS.md) and rewrites
 # BENCHMARKS.md and bench/results.json. The control-plane binaries for Layer D come from
 # hack/envtest-assets.sh (built once, cached under .cache/). KAIWO_BENCHTIME sets the time of each
 # Go benchmark (default 200ms). The suite stops by itself: bounded loops, loopback only, 14m timeout.

@@ -100,7 +100,7 @@ func Mutate(in Input) (*Output, error) {
 	if d := m.run(in.User); d != nil {
 		return nil, d
 	}
-	if apiequality.Semantic.DeepEqual(in.Object, obj) {
+	if len(m.warnings) > 0 && apiequality.Semantic.DeepEqual(in.Object, obj) {
 		// Steps may undo each other (an admin patch that rewrites a list a default extends):
 		// what counts is the result, and a second pass must be silent.
 		m.warnings = nil
