@@ -21,6 +21,7 @@ import (
 const (
 	worstBoundMs  = 100
 	worstBoundMiB = 64
+	worstRuns     = 7
 )
 
 // outcome is one request of a worst shape through the handler.
@@ -97,13 +98,14 @@ func layerW(t *testing.T, r *report) {
 	h := Mutator(IndexPolicies{x})
 	var b strings.Builder
 	b.WriteString("## W. The worst shapes through the handler (`KAIWO_BENCH=1 go test ./bench -run TestWorst -v`)\n\n")
-	fmt.Fprintf(&b, "Each shape (`internal/shapes`) through `server.Mutator` as Layer B runs it, the best of 3 runs for time and the most bytes allocated of them; "+
-		"each must be answered within %d ms and %d MiB, mutated or denied.\n\n", worstBoundMs, worstBoundMiB)
+	fmt.Fprintf(&b, "Each shape (`internal/shapes`) through the handler as Layer B runs it, under the bench policy: the fastest of %d runs for time "+
+		"(the machine's other load only adds time) and the most bytes allocated of them (exact); "+
+		"each must be answered within %d ms and %d MiB, mutated or denied.\n\n", worstRuns, worstBoundMs, worstBoundMiB)
 	b.WriteString("| shape | request bytes | time | allocated | answer |\n|---|---|---|---|---|\n")
 	var worstMs, worstMiB float64
 	for _, s := range shapes.Worst() {
 		body := Review(Payload{Name: s.Name, Raw: s.Raw, Kind: s.Kind})
-		o, err := worstOf(h, body, 3)
+		o, err := worstOf(h, body, worstRuns)
 		if err != nil {
 			t.Fatalf("%s: %v", s.Name, err)
 		}
@@ -114,16 +116,27 @@ func layerW(t *testing.T, r *report) {
 	}
 	r.set("worst_request_ms", worstMs)
 	r.set("worst_request_mib", worstMiB)
-	// Scale: the handler on 8,000 containers over 1,000, both mutated; linear is 8.
-	small, large := shapes.Containers(1000, 0, 0), shapes.Containers(8000, 0, 0)
-	var ratios []float64
-	for range 5 {
-		a := testing.Benchmark(func(b *testing.B) { serve(b, h, Review(Payload{Raw: small.Raw, Kind: small.Kind})) })
-		c := testing.Benchmark(func(b *testing.B) { serve(b, h, Review(Payload{Raw: large.Raw, Kind: large.Kind})) })
-		ratios = append(ratios, float64(c.NsPerOp())/float64(a.NsPerOp()))
+	// Scale: the handler on 8,000 containers over 1,000; linear is 8. Each is timed alone, interleaved,
+	// and the fastest run of each counts: on a shared machine the other load only ever adds time.
+	small := Review(Payload{Raw: shapes.Containers(1000, 0, 0).Raw, Kind: "Job"})
+	large := Review(Payload{Raw: shapes.Containers(8000, 0, 0).Raw, Kind: "Job"})
+	var fast [2]time.Duration
+	for i := range 15 {
+		for j, body := range [][]byte{small, large} {
+			o, err := serveOnce(h, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 0 || o.d < fast[j] {
+				fast[j] = o.d
+			}
+		}
 	}
-	r.set("scale_containers_8k_vs_1k", median(ratios))
-	fmt.Fprintf(&b, "\nScale: the handler on a Job of 8,000 containers takes %.2fx its time on 1,000 (%s over 5 rounds; linear is 8).\n\n", median(ratios), spread(ratios))
+	scale := float64(fast[1]) / float64(fast[0])
+	r.set("scale_containers_8k_vs_1k", scale)
+	fmt.Fprintf(&b, "\nScale: the handler on a Job of 8,000 containers takes %.2fx its time on 1,000 (%v and %v, the fastest of 15 interleaved runs each; linear is 8). "+
+		"The 8,000-container Job is denied at the patch limit (over 10,000 operations) after every stage but the encoding, so the figure measures decode, mutation, diff and fit.\n\n",
+		scale, fast[1].Round(time.Microsecond), fast[0].Round(time.Microsecond))
 	r.section("W-worst", b.String())
 }
 
