@@ -25,6 +25,7 @@ import (
 const (
 	MutatePath         = "/mutate"
 	ValidatePolicyPath = "/validate-kaiwopolicy"
+	ValidatePath       = "/validate"
 )
 
 // Options configure the server.
@@ -85,6 +86,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	hooks := mgr.GetWebhookServer()
 	hooks.Register(MutatePath, &webhook.Admission{Handler: &Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate")}})
+	hooks.Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}})
 	hooks.Register(ValidatePolicyPath, &webhook.Admission{Handler: &PolicyValidator{Conflicts: index.Conflicts}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

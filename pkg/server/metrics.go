@@ -10,6 +10,8 @@ type Metrics struct {
 	Latency   *prometheus.HistogramVec
 	Mutations *prometheus.CounterVec
 	Denials   *prometheus.CounterVec
+	// Validation are the workload validator's.
+	Validation *ValidationMetrics
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -34,5 +36,6 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind", "reason"}),
 	}
 	reg.MustRegister(m.Requests, m.Latency, m.Mutations, m.Denials)
+	m.Validation = newValidationMetrics(reg)
 	return m
 }
