@@ -1,0 +1,136 @@
+package mutate_test
+
+import (
+	"testing"
+
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	. "github.com/silogen/kaiwo-webhook/internal/testobj"
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// TestAttacksOnUpdate: later changes to a stored object, each as kubectl would send them.
+func TestAttacksOnUpdate(t *testing.T) {
+	pol := teamML(t)
+	stored, err := admit(t, gpuJob("8").Parallelism(4).Obj(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := stored.(*batchv1.Job)
+	cases := map[string]struct {
+		edit func(j *batchv1.Job)
+		want []string // nil: allowed
+	}{
+		"3 kubectl label queue-name=other --overwrite": {func(j *batchv1.Job) { j.Labels[annotations.KueueQueueName] = "other" },
+			[]string{"metadata.labels[kueue.x-k8s.io/queue-name]", `"other"`, "locked"}},
+		"3 queue label removed": {func(j *batchv1.Job) { delete(j.Labels, annotations.KueueQueueName) },
+			[]string{"kueue.x-k8s.io/queue-name", "Required"}},
+		"3 parallelism grown past the limit while suspended": {func(j *batchv1.Job) { j.Spec.Parallelism = ptr.To[int32](5) },
+			[]string{"40 GPUs", "spec.parallelism=5", "maxGpusPerWorkload (32)"}},
+		"3 a sidecar with GPUs added while suspended": {func(j *batchv1.Job) { withInit(j, true, amd, "1") },
+			[]string{"36 GPUs"}},
+		"4 user label changed": {func(j *batchv1.Job) { j.Labels[annotations.User] = "bob" },
+			[]string{"metadata.labels[kaiwo.silogen.ai/user]", `"bob"`, "immutable", `"alice-example.com"`}},
+		"4 user label removed": {func(j *batchv1.Job) { delete(j.Labels, annotations.User) },
+			[]string{"metadata.labels[kaiwo.silogen.ai/user]", "cannot be changed or removed"}},
+		"5 a toleration added while suspended": {func(j *batchv1.Job) {
+			j.Spec.Template.Spec.Tolerations = append(j.Spec.Template.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists})
+		}, []string{"spec.template.spec.tolerations[1]", "tolerations are locked"}},
+		"5 a Secret added while suspended": {func(j *batchv1.Job) {
+			j.Spec.Template.Spec.Volumes = append(j.Spec.Template.Spec.Volumes, corev1.Volume{Name: "db", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: "prod-db"}}})
+		}, []string{"secret.secretName", `"prod-db"`}},
+		"queueing none added later": {func(j *batchv1.Job) { j.Annotations[annotations.Queueing] = "none" },
+			[]string{"kaiwo.silogen.ai/queueing"}},
+		"allowed: parallelism shrunk": {func(j *batchv1.Job) { j.Spec.Parallelism = ptr.To[int32](2) }, nil},
+		"allowed: an unrelated label": {func(j *batchv1.Job) { j.Labels["app"] = "x" }, nil},
+		"allowed: Kueue starts it with its flavor's toleration and nodeSelector": {func(j *batchv1.Job) {
+			j.Spec.Suspend = ptr.To(false)
+			j.Spec.Template.Spec.Tolerations = append(j.Spec.Template.Spec.Tolerations, corev1.Toleration{Key: "flavor", Operator: corev1.TolerationOpExists})
+			j.Spec.Template.Spec.NodeSelector["flavor"] = "mi300x"
+		}, nil},
+		"allowed: finalizer removal while deleted": {func(j *batchv1.Job) {
+			j.DeletionTimestamp = &metav1.Time{}
+			j.Labels[annotations.User] = "bob"
+		}, nil},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			j := old.DeepCopy()
+			tc.edit(j)
+			err := validate(j, old, pol)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("want allowed, got %v", err)
+				}
+				return
+			}
+			wantDenied(t, err, tc.want...)
+		})
+	}
+}
+
+// TestUpdateUnderATightenedPolicy: an object over a limit set later is not locked against changes that do
+// not grow it.
+func TestUpdateUnderATightenedPolicy(t *testing.T) {
+	loose := teamMLWith(t, "maxGpusPerWorkload: 32", "maxGpusPerWorkload: 64")
+	stored, err := admit(t, gpuJob("8").Parallelism(6).Obj(), loose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := stored.(*batchv1.Job)
+	j := old.DeepCopy()
+	j.Labels["app"] = "x"
+	if err := validate(j, old, teamML(t)); err != nil {
+		t.Errorf("unchanged 48 GPUs refused: %v", err)
+	}
+	j.Spec.Parallelism = ptr.To[int32](7)
+	wantDenied(t, validate(j, old, teamML(t)), "56 GPUs")
+}
+
+// TestServingUpdateKeepsTheRecord: a serving kind is mutated again on UPDATE; the user label stays the
+// creator's, a dropped one is put back, a changed one is refused by the mutation already.
+func TestServingUpdateKeepsTheRecord(t *testing.T) {
+	pol := teamML(t)
+	stored, err := admit(t, MakeDeployment("d", "ml").Resource(0, amd, "8").Obj(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := stored.DeepCopyObject().(*appsv1.Deployment)
+	delete(d.Labels, annotations.User)
+	out, err := mutate.Mutate(mutate.Input{Object: d, Old: stored, Policy: pol, User: "bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Object.GetLabels()[annotations.User]; got != "alice-example.com" {
+		t.Errorf("user label after bob's update = %q, want alice-example.com", got)
+	}
+	d.Labels[annotations.User] = "bob"
+	_, err = mutate.Mutate(mutate.Input{Object: d, Old: stored, Policy: pol, User: "bob"})
+	wantDenied(t, err, "metadata.labels[kaiwo.silogen.ai/user]", "immutable")
+}
+
+// TestValidateScale: kubectl scale and an HPA go through the scale subresource.
+func TestValidateScale(t *testing.T) {
+	pol := teamML(t)
+	stored, err := admit(t, MakeDeployment("d", "ml").Resource(0, amd, "8").Replicas(2).Obj(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, mutate.ValidateScale(stored, 100, pol), "800 GPUs", "spec.replicas=100", "maxGpusPerWorkload (32)")
+	wantDenied(t, mutate.ValidateScale(stored, 5, pol), "40 GPUs")
+	for _, n := range []int32{0, 1, 4} {
+		if err := mutate.ValidateScale(stored, n, pol); err != nil {
+			t.Errorf("scale to %d: %v", n, err)
+		}
+	}
+	plain := MakeDeployment("d", "ml").Resource(0, amd, "8").Obj()
+	if err := mutate.ValidateScale(plain, 100, policy.Default()); err != nil {
+		t.Errorf("an unmanaged Deployment in an OptIn namespace: %v", err)
+	}
+}
