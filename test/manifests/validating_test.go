@@ -2,6 +2,7 @@ package manifests_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 
@@ -24,6 +25,8 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/silogen/kaiwo-webhook/internal/testobj"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
 const workloadValidatePath = "/validate"
@@ -39,9 +42,9 @@ var validatingWant = []struct {
 	{"deployments.validate.kaiwo.silogen.ai", "apps", "deployments", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"rayservices.validate.kaiwo.silogen.ai", "ray.io", "rayservices", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
-	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu-not-controlled", "not-controlled"}},
+	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-controlled"}},
 	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-controlled"}},
-	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu"}},
+	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu", "not-controlled"}},
 }
 
 var createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
@@ -293,6 +296,70 @@ func TestValidatorSeesWhatTheMutatorSees(t *testing.T) {
 					}
 				} else {
 					t.Errorf("%s: sample %s %s does not reach the mutator", render, kind, obj.(metav1.Object).GetName())
+				}
+			}
+		}
+	}
+}
+
+// TestUnhandledConditionsAgreeWithTheServer: a Pod, RayCluster or StatefulSet that the match
+// conditions keep away from the validator is one the server would allow (mutate.ValidateUnhandled
+// under an Enforce policy), whatever controls it; and every one the server would deny is sent.
+func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
+	const ns = "team-ml"
+	pol := &policy.Policy{Name: "team-ml", Mode: policy.Enforce}
+	owners := [][2]string{{"batch/v1", "Job"}, {"apps/v1", "Deployment"}, {"apps/v1", "ReplicaSet"}, {"apps/v1", "StatefulSet"},
+		{"apps/v1", "DaemonSet"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"},
+		{"v1", "ConfigMap"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
+	objects := map[string]func(refs []metav1.OwnerReference) runtime.Object{
+		"pods": func(refs []metav1.OwnerReference) runtime.Object {
+			p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns, OwnerReferences: refs},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"amd.com/gpu": resource.MustParse("8")}
+			return p
+		},
+		"rayclusters": func(refs []metav1.OwnerReference) runtime.Object {
+			rs := testobj.MakeRayService("s", ns, "workers").Obj().Spec.RayClusterSpec
+			testobj.Resources(&rs.WorkerGroupSpecs[0].Template, 0, "amd.com/gpu", "8")
+			return &rayv1.RayCluster{TypeMeta: metav1.TypeMeta{APIVersion: "ray.io/v1", Kind: "RayCluster"},
+				ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: ns, OwnerReferences: refs}, Spec: rs}
+		},
+		"statefulsets": func(refs []metav1.OwnerReference) runtime.Object {
+			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
+			return &appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
+				ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.StatefulSetSpec{Template: d.Spec.Template}}
+		},
+	}
+	for render, objs := range renders(t) {
+		v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", ""))
+		webhooks := map[string]admissionregistrationv1.ValidatingWebhook{}
+		for _, w := range v.Webhooks {
+			webhooks[w.Name] = w
+		}
+		for resource, build := range objects {
+			w := webhooks[resource+".validate.kaiwo.silogen.ai"]
+			for _, o := range append(owners, [2]string{}) {
+				for _, controller := range []bool{true, false} {
+					var refs []metav1.OwnerReference
+					if o[1] != "" {
+						refs = []metav1.OwnerReference{{APIVersion: o[0], Kind: o[1], Name: "o", UID: "u", Controller: ptr.To(controller)}}
+					}
+					obj := build(refs)
+					raw, err := json.Marshal(obj)
+					if err != nil {
+						t.Fatal(err)
+					}
+					denied := mutate.ValidateUnhandled(raw, pol) != nil
+					res := matchRequest(t, w, admission.Create, obj, nil)
+					if res.Error != nil {
+						t.Fatalf("%s %s owned by %v: %v", render, resource, o, res.Error)
+					}
+					if denied && !res.Matches {
+						t.Errorf("%s: a %s controlled=%v by %v is denied by the server but kept away by condition %q", render, resource, controller, o, res.FailedConditionName)
+					}
+					if !denied && res.Matches {
+						t.Errorf("%s: a %s controlled=%v by %v is allowed by the server but still sent (cost on the hot path)", render, resource, controller, o)
+					}
 				}
 			}
 		}
