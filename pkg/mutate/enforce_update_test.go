@@ -1,6 +1,9 @@
 package mutate_test
 
 import (
+	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -132,5 +135,33 @@ func TestValidateScale(t *testing.T) {
 	plain := MakeDeployment("d", "ml").Resource(0, amd, "8").Obj()
 	if err := mutate.ValidateScale(plain, 100, policy.Default()); err != nil {
 		t.Errorf("an unmanaged Deployment in an OptIn namespace: %v", err)
+	}
+}
+
+// TestTieIsVisible: two policies of equal priority that select one namespace: admission warns naming
+// both, and the queue one of them locks is the one the object must use, whatever the names.
+func TestTieIsVisible(t *testing.T) {
+	open := strings.NewReplacer("name: team-ml\n", "name: aaa-open\n", "  mode: Enforce\n", "", "queue: team-ml\n", "queue: anything\n",
+		"allowedQueues: [team-ml, team-ml-low]", "allowedQueues: [anything, team-ml]", "  locked: [queue, tolerations, nodeSelector]\n", "").Replace(teamMLPolicy(t))
+	pol := fzCompileAny(t, teamMLPolicy(t)+"---\n"+open)
+	if pol.Defaults.Queue != "team-ml" {
+		t.Fatalf("effective queue %q, want the locked team-ml", pol.Defaults.Queue)
+	}
+	obj, err := admit(t, gpuJob("8").Obj(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(obj)
+	warnings, err := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(warnings, func(w string) bool {
+		return strings.Contains(w, `"aaa-open" and "team-ml" have the same priority 10`)
+	}) {
+		t.Errorf("no warning naming both policies: %q", warnings)
+	}
+	if got := obj.GetLabels()[annotations.KueueQueueName]; got != "team-ml" {
+		t.Errorf("queue label %q, want team-ml", got)
 	}
 }
