@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -164,4 +165,49 @@ func TestTieIsVisible(t *testing.T) {
 	if got := obj.GetLabels()[annotations.KueueQueueName]; got != "team-ml" {
 		t.Errorf("queue label %q, want team-ml", got)
 	}
+}
+
+// TestMoreUpdates: Ray worker groups, a Deployment that gains GPUs, and the queue label of pods.
+func TestMoreUpdates(t *testing.T) {
+	pol := teamML(t)
+	r := MakeRayJob("r", "ml", "w").Obj()
+	rayWorkers(r.Spec.RayClusterSpec, 0, 2, amd, "8")
+	stored, err := admit(t, r, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := stored.(*rayv1.RayJob)
+	grown := old.DeepCopy()
+	grown.Spec.RayClusterSpec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5)
+	wantDenied(t, validate(grown, old, pol), "40 GPUs", "workerGroupSpecs[0].replicas=5")
+	added := old.DeepCopy()
+	added.Spec.RayClusterSpec.WorkerGroupSpecs = append(added.Spec.RayClusterSpec.WorkerGroupSpecs, *added.Spec.RayClusterSpec.WorkerGroupSpecs[0].DeepCopy())
+	added.Spec.RayClusterSpec.WorkerGroupSpecs[1].GroupName = "more"
+	added.Spec.RayClusterSpec.WorkerGroupSpecs[1].Replicas = ptr.To[int32](3)
+	wantDenied(t, validate(added, old, pol), "40 GPUs", "workerGroupSpecs[1].replicas=3")
+	if err := validate(added, old, teamMLWith(t, "maxGpusPerWorkload: 32", "maxGpusPerWorkload: 40")); err != nil {
+		t.Errorf("a second group within the limit: %v", err)
+	}
+
+	// A Deployment without GPUs is not managed; an UPDATE that adds 64 is, and is refused by both webhooks.
+	plain, err := admit(t, MakeDeployment("d", "ml").Obj(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpus := plain.DeepCopyObject().(*appsv1.Deployment)
+	Resources(&gpus.Spec.Template, 0, amd, "64")
+	_, err = mutate.Mutate(mutate.Input{Object: gpus, Old: plain, Policy: pol, User: user})
+	wantDenied(t, err, "64 GPUs", "maxGpusPerWorkload (32)")
+	// Without the mutation (another path to the API server), the missing locked defaults are refused first.
+	wantDenied(t, validate(gpus, plain, pol), "spec.template.spec.tolerations", "spec.template.spec.nodeSelector[node-pool]")
+
+	// The pods of a queued Deployment are queued by their own label.
+	served := teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    servingQueueing: kueue\n")
+	dep, err := admit(t, MakeDeployment("d", "ml").Resource(0, amd, "8").Obj(), served)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := dep.DeepCopyObject().(*appsv1.Deployment)
+	moved.Spec.Template.Labels[annotations.KueueQueueName] = "team-ml-low"
+	wantDenied(t, validate(moved, dep, served), "spec.template.metadata.labels[kueue.x-k8s.io/queue-name]", `"team-ml-low"`)
 }

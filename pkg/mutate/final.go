@@ -10,6 +10,7 @@ import (
 // refuses early, with the same messages, what Validate would refuse.
 func (m *mutation) final(kind Kind, opts *Options) *Denial {
 	errs := checkQueueLabels(m.obj, kind, m.pol)
+	errs = append(errs, checkTemplateQueues(m.w.templates(), m.obj, m.pol)...)
 	errs = append(errs, templateRules(m.w.templates(), m.pol, newLockedTemplate(m.pol, opts))...)
 	if _, set := m.obj.GetLabels()[annotations.User]; set && m.old != nil {
 		errs = append(errs, checkUser(m.obj, m.old, "")...) // a dropped label is put back by record

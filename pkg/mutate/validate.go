@@ -92,6 +92,11 @@ func Validate(r Review) ([]string, error) {
 		ts = changedTemplates(ts, old.templates())
 		lt.kueueStart = suspended(old) && !suspended(w)
 	}
+	if old == nil || labelChanged(r.Old, r.Object, annotations.KueueQueueName) {
+		errs = append(errs, checkTemplateQueues(w.templates(), r.Object, pol)...)
+	} else {
+		errs = append(errs, checkTemplateQueues(ts, r.Object, pol)...)
+	}
 	errs = append(errs, templateRules(ts, pol, lt)...)
 	if len(errs) > 0 {
 		return nil, &Denial{ReasonPolicy, errs}
