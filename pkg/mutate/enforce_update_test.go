@@ -211,3 +211,31 @@ func TestMoreUpdates(t *testing.T) {
 	moved.Spec.Template.Labels[annotations.KueueQueueName] = "team-ml-low"
 	wantDenied(t, validate(moved, dep, served), "spec.template.metadata.labels[kueue.x-k8s.io/queue-name]", `"team-ml-low"`)
 }
+
+// TestControllerUpdatesOfOlderObjects: a Deployment created before tolerations were locked keeps its extra
+// toleration through updates that do not touch its template (the deployment controller's revision
+// annotation); a change of the template is held to the lock, by the mutation and by Validate.
+func TestControllerUpdatesOfOlderObjects(t *testing.T) {
+	unlocked := teamMLWith(t, "locked: [queue, tolerations, nodeSelector]", "locked: [queue, nodeSelector]")
+	d := MakeDeployment("d", "ml").Resource(0, amd, "8").Obj()
+	d.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Key: "spot", Operator: corev1.TolerationOpExists}}
+	stored, err := admit(t, d, unlocked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := teamML(t)
+	annotated := stored.DeepCopyObject().(*appsv1.Deployment)
+	annotated.Annotations["deployment.kubernetes.io/revision"] = "2"
+	out, err := mutate.Mutate(mutate.Input{Object: annotated, Old: stored, Policy: pol, User: "system:serviceaccount:kube-system:deployment-controller"})
+	if err != nil {
+		t.Fatalf("mutation refused the controller's update: %v", err)
+	}
+	if err := validate(out.Object, stored, pol); err != nil {
+		t.Fatalf("Validate refused the controller's update: %v", err)
+	}
+	changed := annotated.DeepCopy()
+	changed.Spec.Template.Spec.Containers[0].Image = "rocm/vllm:v2"
+	_, err = mutate.Mutate(mutate.Input{Object: changed, Old: stored, Policy: pol, User: user})
+	wantDenied(t, err, "spec.template.spec.tolerations[0]", `key: "spot"`, "tolerations are locked")
+	wantDenied(t, validate(changed, stored, pol), "spec.template.spec.tolerations[0]")
+}
