@@ -1,8 +1,12 @@
 package mutate_test
 
 import (
+	"encoding/json"
+	"slices"
+	"strings"
 	"testing"
 
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -133,4 +137,105 @@ func TestValidateScale(t *testing.T) {
 	if err := mutate.ValidateScale(plain, 100, policy.Default()); err != nil {
 		t.Errorf("an unmanaged Deployment in an OptIn namespace: %v", err)
 	}
+}
+
+// TestTieIsVisible: two policies of equal priority that select one namespace: admission warns naming
+// both, and the queue one of them locks is the one the object must use, whatever the names.
+func TestTieIsVisible(t *testing.T) {
+	open := strings.NewReplacer("name: team-ml\n", "name: aaa-open\n", "  mode: Enforce\n", "", "queue: team-ml\n", "queue: anything\n",
+		"allowedQueues: [team-ml, team-ml-low]", "allowedQueues: [anything, team-ml]", "  locked: [queue, tolerations, nodeSelector]\n", "").Replace(teamMLPolicy(t))
+	pol := fzCompileAny(t, teamMLPolicy(t)+"---\n"+open)
+	if pol.Defaults.Queue != "team-ml" {
+		t.Fatalf("effective queue %q, want the locked team-ml", pol.Defaults.Queue)
+	}
+	obj, err := admit(t, gpuJob("8").Obj(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(obj)
+	warnings, err := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(warnings, func(w string) bool {
+		return strings.Contains(w, `"aaa-open" and "team-ml" have the same priority 10`)
+	}) {
+		t.Errorf("no warning naming both policies: %q", warnings)
+	}
+	if got := obj.GetLabels()[annotations.KueueQueueName]; got != "team-ml" {
+		t.Errorf("queue label %q, want team-ml", got)
+	}
+}
+
+// TestMoreUpdates: Ray worker groups, a Deployment that gains GPUs, and the queue label of pods.
+func TestMoreUpdates(t *testing.T) {
+	pol := teamML(t)
+	r := MakeRayJob("r", "ml", "w").Obj()
+	rayWorkers(r.Spec.RayClusterSpec, 0, 2, amd, "8")
+	stored, err := admit(t, r, pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := stored.(*rayv1.RayJob)
+	grown := old.DeepCopy()
+	grown.Spec.RayClusterSpec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5)
+	wantDenied(t, validate(grown, old, pol), "40 GPUs", "workerGroupSpecs[0].replicas=5")
+	added := old.DeepCopy()
+	added.Spec.RayClusterSpec.WorkerGroupSpecs = append(added.Spec.RayClusterSpec.WorkerGroupSpecs, *added.Spec.RayClusterSpec.WorkerGroupSpecs[0].DeepCopy())
+	added.Spec.RayClusterSpec.WorkerGroupSpecs[1].GroupName = "more"
+	added.Spec.RayClusterSpec.WorkerGroupSpecs[1].Replicas = ptr.To[int32](3)
+	wantDenied(t, validate(added, old, pol), "40 GPUs", "workerGroupSpecs[1].replicas=3")
+	if err := validate(added, old, teamMLWith(t, "maxGpusPerWorkload: 32", "maxGpusPerWorkload: 40")); err != nil {
+		t.Errorf("a second group within the limit: %v", err)
+	}
+
+	// A Deployment without GPUs is not managed; an UPDATE that adds 64 is, and is refused by both webhooks.
+	plain, err := admit(t, MakeDeployment("d", "ml").Obj(), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gpus := plain.DeepCopyObject().(*appsv1.Deployment)
+	Resources(&gpus.Spec.Template, 0, amd, "64")
+	_, err = mutate.Mutate(mutate.Input{Object: gpus, Old: plain, Policy: pol, User: user})
+	wantDenied(t, err, "64 GPUs", "maxGpusPerWorkload (32)")
+	// Without the mutation (another path to the API server), the missing locked defaults are refused first.
+	wantDenied(t, validate(gpus, plain, pol), "spec.template.spec.tolerations", "spec.template.spec.nodeSelector[node-pool]")
+
+	// The pods of a queued Deployment are queued by their own label.
+	served := teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    servingQueueing: kueue\n")
+	dep, err := admit(t, MakeDeployment("d", "ml").Resource(0, amd, "8").Obj(), served)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := dep.DeepCopyObject().(*appsv1.Deployment)
+	moved.Spec.Template.Labels[annotations.KueueQueueName] = "team-ml-low"
+	wantDenied(t, validate(moved, dep, served), "spec.template.metadata.labels[kueue.x-k8s.io/queue-name]", `"team-ml-low"`)
+}
+
+// TestControllerUpdatesOfOlderObjects: a Deployment created before tolerations were locked keeps its extra
+// toleration through updates that do not touch its template (the deployment controller's revision
+// annotation); a change of the template is held to the lock, by the mutation and by Validate.
+func TestControllerUpdatesOfOlderObjects(t *testing.T) {
+	unlocked := teamMLWith(t, "locked: [queue, tolerations, nodeSelector]", "locked: [queue, nodeSelector]")
+	d := MakeDeployment("d", "ml").Resource(0, amd, "8").Obj()
+	d.Spec.Template.Spec.Tolerations = []corev1.Toleration{{Key: "spot", Operator: corev1.TolerationOpExists}}
+	stored, err := admit(t, d, unlocked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol := teamML(t)
+	annotated := stored.DeepCopyObject().(*appsv1.Deployment)
+	annotated.Annotations["deployment.kubernetes.io/revision"] = "2"
+	out, err := mutate.Mutate(mutate.Input{Object: annotated, Old: stored, Policy: pol, User: "system:serviceaccount:kube-system:deployment-controller"})
+	if err != nil {
+		t.Fatalf("mutation refused the controller's update: %v", err)
+	}
+	if err := validate(out.Object, stored, pol); err != nil {
+		t.Fatalf("Validate refused the controller's update: %v", err)
+	}
+	changed := annotated.DeepCopy()
+	changed.Spec.Template.Spec.Containers[0].Image = "rocm/vllm:v2"
+	_, err = mutate.Mutate(mutate.Input{Object: changed, Old: stored, Policy: pol, User: user})
+	wantDenied(t, err, "spec.template.spec.tolerations[0]", `key: "spot"`, "tolerations are locked")
+	wantDenied(t, validate(changed, stored, pol), "spec.template.spec.tolerations[0]")
 }

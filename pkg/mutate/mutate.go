@@ -140,8 +140,10 @@ func (m *mutation) run(user string) *Denial {
 	}
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
 	m.s = s
-	errs = append(errs, checkQueueing(kind, opts, m.pol)...)
-	errs = append(errs, checkVendors(m.w.templates(), m.pol)...)
+	if m.old == nil { // early, before the steps place GPUs; final checks the result, on UPDATE what changed
+		errs = append(errs, checkQueueing(kind, opts, m.pol)...)
+		errs = append(errs, checkVendors(m.w.templates(), m.pol)...)
+	}
 	if len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
 	}

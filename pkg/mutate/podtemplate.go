@@ -203,15 +203,15 @@ func addMount(c *corev1.Container, p *field.Path, m corev1.VolumeMount) (bool, *
 	return false, nil
 }
 
-// secretVolumeName is a stable, valid volume name for a Secret.
+// secretVolumeName is a stable, valid volume name for a Secret, unique per Secret: a name that had to
+// change to be valid (a '.' in it, or too long) gets a hash of the Secret's name, so db.prod and db-prod
+// do not share a volume. Names that are valid as they are keep the plain form.
 func secretVolumeName(secret string) string {
 	name := secretPrefix + strings.ReplaceAll(secret, ".", "-")
-	if len(name) <= 63 {
+	if len(name) <= 63 && !strings.Contains(secret, ".") {
 		return name
 	}
-	h := fnv.New32a()
-	h.Write([]byte(secret))
-	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:54], "-"), h.Sum32())
+	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:min(len(name), 54)], "-"), fnv32(secret))
 }
 
 // addToleration adds t unless an equal one is there.

@@ -76,3 +76,24 @@ func checkQueueLabels(obj client.Object, kind Kind, pol *policy.Policy) field.Er
 	}
 	return errs
 }
+
+// checkTemplateQueues checks the queue labels of pod templates (a queued Deployment's pods carry one, as
+// Kueue queues its pods by it): each must be the object's queue label, within the policy's queues.
+func checkTemplateQueues(ts []template, obj client.Object, pol *policy.Policy) field.ErrorList {
+	var errs field.ErrorList
+	want, has := obj.GetLabels()[annotations.KueueQueueName]
+	for _, t := range ts {
+		q, ok := t.spec.Labels[annotations.KueueQueueName]
+		p := t.path.Child("metadata", "labels").Key(annotations.KueueQueueName)
+		switch {
+		case !ok:
+		case has && q != want:
+			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("must be the object's queue %q: the pods are queued by this label", want)))
+		case pol.IsLocked(policy.FieldQueue) && q != pol.Defaults.Queue:
+			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.queue is %q and cannot be changed", pol.Name, pol.Defaults.Queue)))
+		case !pol.Limits.QueueAllowed(q):
+			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("is not allowed by KaiwoPolicy %q: limits.allowedQueues is %s", pol.Name, quoteAll(pol.Limits.AllowedQueues))))
+		}
+	}
+	return errs
+}

@@ -190,11 +190,17 @@ func newLockedTemplate(pol *policy.Policy, opts *Options) *lockedTemplate {
 			l.tolerations = append(slices.Clone(l.tolerations), empty.Spec.Tolerations...)
 		}
 	}
-	if opts != nil && opts.GPUModel != "" {
-		vendor := firstOf(opts.GPUVendor, pol.Defaults.GPUVendor, "amd")
-		l.gpuModel = &corev1.NodeSelectorRequirement{Key: productLabels[vendor], Operator: corev1.NodeSelectorOpIn, Values: []string{opts.GPUModel}}
-	}
+	l.gpuModel = modelRequirement(pol, opts)
 	return l
+}
+
+// modelRequirement is the node label requirement kaiwo.silogen.ai/gpu-model adds, or nil.
+func modelRequirement(pol *policy.Policy, opts *Options) *corev1.NodeSelectorRequirement {
+	if opts == nil || opts.GPUModel == "" {
+		return nil
+	}
+	vendor := firstOf(opts.GPUVendor, pol.Defaults.GPUVendor, "amd")
+	return &corev1.NodeSelectorRequirement{Key: productLabels[vendor], Operator: corev1.NodeSelectorOpIn, Values: []string{opts.GPUModel}}
 }
 
 // check compares the locked tolerations, nodeSelector and affinity with the final template t.

@@ -76,28 +76,11 @@ func Validate(r Review) ([]string, error) {
 	if old != nil {
 		oldObj = r.Old
 	}
-	errs = checkUser(r.Object, oldObj, r.User)
-	lt := newLockedTemplate(pol, opts)
-	ts := w.templates()
-	if old == nil {
-		errs = append(errs, checkQueueing(kind, opts, pol)...)
-		errs = append(errs, checkQueueLabels(r.Object, kind, pol)...)
-	} else {
-		if oldOpts, _ := ParseOptions(r.Old.GetAnnotations()); oldOpts == nil || oldOpts.Queueing != opts.Queueing {
-			errs = append(errs, checkQueueing(kind, opts, pol)...)
-		}
-		if labelChanged(r.Old, r.Object, annotations.KueueQueueName) || labelChanged(r.Old, r.Object, annotations.KueuePriorityClass) {
-			errs = append(errs, checkQueueLabels(r.Object, kind, pol)...)
-		}
-		ts = changedTemplates(ts, old.templates())
-		lt.kueueStart = suspended(old) && !suspended(w)
-	}
-	errs = append(errs, templateRules(ts, pol, lt)...)
-	if len(errs) > 0 {
+	if errs := checkUser(r.Object, oldObj, r.User); len(errs) > 0 {
 		return nil, &Denial{ReasonPolicy, errs}
 	}
-	if err := checkGPULimit(w, old, pol, opts); err != nil {
-		return nil, &Denial{ReasonLimit, field.ErrorList{err}}
+	if d := objectRules(kind, r.Object, w, oldObj, old, opts, pol); d != nil {
+		return nil, d
 	}
 	return policyWarnings(pol), nil
 }

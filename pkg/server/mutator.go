@@ -60,7 +60,14 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		m.Log.Error(err, "resolving policy", "namespace", req.Namespace)
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), "error"
 	}
-	res, err := mutate.Admit(req.Object.Raw, func(string) *policy.Policy { return pol }, req.UserInfo.Username)
+	polFor := func(string) *policy.Policy { return pol }
+	var res *mutate.Result
+	if req.Operation == admissionv1.Update {
+		// The stored object keeps the user label recorded at creation; the GPU limit holds growth.
+		res, err = mutate.AdmitUpdate(req.Object.Raw, req.OldObject.Raw, polFor, req.UserInfo.Username)
+	} else {
+		res, err = mutate.Admit(req.Object.Raw, polFor, req.UserInfo.Username)
+	}
 	var denial *mutate.Denial
 	switch {
 	case errors.As(err, &denial):

@@ -1,0 +1,91 @@
+package offline
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"gomodules.xyz/jsonpatch/v2"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	sigsyaml "sigs.k8s.io/yaml"
+
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// ObjectKey names an object: its kind, namespace and name.
+type ObjectKey struct {
+	Kind, Namespace, Name string
+}
+
+func keyOf(raw []byte) (ObjectKey, error) {
+	var meta struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if err := json.Unmarshal(raw, &meta); err != nil {
+		return ObjectKey{}, err
+	}
+	return ObjectKey{meta.Kind, meta.Metadata.Namespace, meta.Metadata.Name}, nil
+}
+
+// LoadOld reads the stored objects of an UPDATE preview: a multi-document YAML stream, such as
+// kubectl get -o yaml prints. Each object must be named and appear once.
+func LoadOld(in io.Reader) (map[ObjectKey][]byte, error) {
+	out := map[ObjectKey][]byte{}
+	reader := yaml.NewYAMLReader(bufio.NewReader(in))
+	for i := 0; ; i++ {
+		chunk, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", i, err)
+		}
+		if len(bytes.TrimSpace(stripComments(chunk))) == 0 {
+			i--
+			continue
+		}
+		raw, err := sigsyaml.YAMLToJSON(chunk)
+		if err != nil {
+			return nil, fmt.Errorf("document %d: not YAML: %w", i, err)
+		}
+		key, err := keyOf(raw)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("document %d: not a Kubernetes object: %w", i, err)
+		case key.Kind == "" || key.Name == "":
+			return nil, fmt.Errorf("document %d: an old object needs a kind and metadata.name", i)
+		case out[key] != nil:
+			return nil, fmt.Errorf("document %d: %s %s/%s appears twice", i, key.Kind, key.Namespace, key.Name)
+		}
+		out[key] = raw
+	}
+}
+
+// validate runs the validating webhook on the object the mutation produced (raw with patch applied), as
+// the API server would after every mutating webhook; old is the stored object on UPDATE, else nil.
+func validate(raw []byte, patch []jsonpatch.Operation, old []byte, pol *policy.Policy, user string) ([]string, error) {
+	final, err := mutate.ApplyPatch(raw, patch)
+	if err != nil {
+		return nil, fmt.Errorf("applying patch: %w", err)
+	}
+	obj, _, err := mutate.Decode(final)
+	if err != nil {
+		return nil, err
+	}
+	r := mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: final, Policy: pol, User: user}
+	if old != nil {
+		if r.Old, _, err = mutate.Decode(old); err != nil {
+			return nil, fmt.Errorf("the old object: %w", err)
+		}
+		r.Operation, r.OldRaw = mutate.OpUpdate, old
+	}
+	return mutate.Validate(r)
+}
