@@ -25,6 +25,7 @@ import (
 var unhandled = map[schema.GroupResource]bool{
 	{Group: "", Resource: "pods"}:              true,
 	{Group: "ray.io", Resource: "rayclusters"}: true,
+	{Group: "apps", Resource: "replicasets"}:   true,
 	{Group: "apps", Resource: "statefulsets"}:  true,
 }
 

@@ -163,7 +163,8 @@ func TestQueuedJobChangesAreHeld(t *testing.T) {
 	refused(t, []string{annotations.KueueQueueName, "other"}, "-n", ns, "label", job, annotations.KueueQueueName+"=other", "--overwrite")
 	refused(t, []string{annotations.KueueQueueName}, "-n", ns, "label", job, annotations.KueueQueueName+"=team-ml-low", "--overwrite") // allowed, but locked
 	// Taking the Kaiwo keys off in the same update does not hide the change.
-	refused(t, []string{annotations.KueueQueueName}, "-n", ns, "label", job, annotations.KueueQueueName+"=other", annotations.Managed+"-", annotations.User+"-", "--overwrite")
+	refused(t, []string{annotations.KueueQueueName}, "-n", ns, "label", job, annotations.KueueQueueName+"=other", annotations.Managed+"-", "--overwrite")
+	refused(t, nil, "-n", ns, "label", job, annotations.KueueQueueName+"=other", annotations.Managed+"-", annotations.User+"-", "--overwrite")
 	refused(t, []string{annotations.User}, "-n", ns, "label", job, annotations.User+"=bob", "--overwrite")
 	refused(t, []string{"maxGpusPerWorkload"}, "-n", ns, "patch", job, "--type=merge", "-p", `{"spec":{"parallelism":5}}`) // 40 GPUs
 	refused(t, []string{"maxGpusPerWorkload"}, "-n", ns, "patch", job, "--type=merge", "-p", `{"spec":{"parallelism":2147483647}}`)
@@ -180,8 +181,9 @@ func TestQueuedJobChangesAreHeld(t *testing.T) {
 	}
 }
 
-// TestGPUPodsOfOtherKinds: in an Enforce namespace a bare GPU Pod is refused naming the kinds that
-// are handled; a GPU Pod a Job controls is not sent to the validator (the Job was checked).
+// TestGPUPodsOfOtherKinds: in an Enforce namespace a bare GPU Pod or ReplicaSet is refused naming
+// the kinds that are handled; a GPU Pod a Job controls is not sent to the validator (the Job was
+// checked), nor a ReplicaSet a Deployment controls.
 func TestGPUPodsOfOtherKinds(t *testing.T) {
 	const ns = "it-enforce-pod"
 	enforced(t, ns)
@@ -206,4 +208,15 @@ func TestGPUPodsOfOtherKinds(t *testing.T) {
 	if got := pods(); got != before+1 {
 		t.Errorf("a Job's Pod reached the validator (%v requests, want %v)", got, before+1)
 	}
+
+	// A ReplicaSet written by hand would run GPU Pods the Pod webhook exempts: it is refused too.
+	rs := func(name string, owners ...metav1.OwnerReference) *appsv1.ReplicaSet {
+		d := MakeDeployment(name, ns).Resource(0, "amd.com/gpu", "8").Obj()
+		return &appsv1.ReplicaSet{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, OwnerReferences: owners},
+			Spec: appsv1.ReplicaSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template}}
+	}
+	if err := k8s.Create(context.Background(), rs("bare-rs")); err == nil || !strings.Contains(err.Error(), "Enforce") {
+		t.Errorf("bare GPU ReplicaSet: want a denial, got %v", err)
+	}
+	create(t, rs("of-a-deployment", metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "llm", UID: "0001", Controller: ptr.To(true)}))
 }

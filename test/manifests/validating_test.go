@@ -44,6 +44,7 @@ var validatingWant = []struct {
 	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
 	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-controlled"}},
 	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-controlled"}},
+	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "not-controlled"}},
 	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu", "not-controlled"}},
 }
 
@@ -323,6 +324,11 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 			testobj.Resources(&rs.WorkerGroupSpecs[0].Template, 0, "amd.com/gpu", "8")
 			return &rayv1.RayCluster{TypeMeta: metav1.TypeMeta{APIVersion: "ray.io/v1", Kind: "RayCluster"},
 				ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: ns, OwnerReferences: refs}, Spec: rs}
+		},
+		"replicasets": func(refs []metav1.OwnerReference) runtime.Object {
+			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
+			return &appsv1.ReplicaSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
+				ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.ReplicaSetSpec{Template: d.Spec.Template}}
 		},
 		"statefulsets": func(refs []metav1.OwnerReference) runtime.Object {
 			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
