@@ -27,6 +27,8 @@ var unhandled = map[schema.GroupResource]bool{
 	{Group: "ray.io", Resource: "rayclusters"}: true,
 	{Group: "apps", Resource: "replicasets"}:   true,
 	{Group: "apps", Resource: "statefulsets"}:  true,
+	{Group: "apps", Resource: "daemonsets"}:    true,
+	{Group: "batch", Resource: "cronjobs"}:     true,
 }
 
 var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}

@@ -11,6 +11,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -46,6 +47,8 @@ var validatingWant = []struct {
 	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-controlled"}},
 	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "not-controlled"}},
 	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu", "not-controlled"}},
+	{"daemonsets.validate.kaiwo.silogen.ai", "apps", "daemonsets", createUpdate, []string{"gpu", "not-controlled"}},
+	{"cronjobs.validate.kaiwo.silogen.ai", "batch", "cronjobs", createUpdate, []string{"gpu", "not-controlled"}},
 }
 
 var createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
@@ -329,6 +332,17 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
 			return &appsv1.ReplicaSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
 				ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.ReplicaSetSpec{Template: d.Spec.Template}}
+		},
+		"daemonsets": func(refs []metav1.OwnerReference) runtime.Object {
+			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
+			return &appsv1.DaemonSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+				ObjectMeta: metav1.ObjectMeta{Name: "ds", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.DaemonSetSpec{Template: d.Spec.Template}}
+		},
+		"cronjobs": func(refs []metav1.OwnerReference) runtime.Object {
+			j := testobj.MakeJob("j", ns).Resource(0, "nvidia.com/gpu", "1").Obj()
+			return &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
+				ObjectMeta: metav1.ObjectMeta{Name: "cj", Namespace: ns, OwnerReferences: refs},
+				Spec:       batchv1.CronJobSpec{Schedule: "@daily", JobTemplate: batchv1.JobTemplateSpec{Spec: j.Spec}}}
 		},
 		"statefulsets": func(refs []metav1.OwnerReference) runtime.Object {
 			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
