@@ -305,3 +305,15 @@ func TestUserLabelOnCreate(t *testing.T) {
 		t.Errorf("user label = %q, want alice-example.com", got)
 	}
 }
+
+// fzCheckValidates: the validating webhook allows what the mutating webhook produced.
+func fzCheckValidates(t *testing.T, out []byte, polFor func(string) *policy.Policy) {
+	t.Helper()
+	obj, _, err := mutate.Decode(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: out, Policy: polFor(obj.GetNamespace()), User: rwUser}); err != nil {
+		t.Fatalf("Validate refuses the mutation's own output: %v\n%s", err, out)
+	}
+}

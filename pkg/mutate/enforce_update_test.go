@@ -239,3 +239,19 @@ func TestControllerUpdatesOfOlderObjects(t *testing.T) {
 	wantDenied(t, err, "spec.template.spec.tolerations[0]", `key: "spot"`, "tolerations are locked")
 	wantDenied(t, validate(changed, stored, pol), "spec.template.spec.tolerations[0]")
 }
+
+// TestReviewShapes: a DELETE passes, an UPDATE without the old object is an error (it cannot be checked),
+// an old object of another kind is an error.
+func TestReviewShapes(t *testing.T) {
+	pol := teamML(t)
+	j := gpuJob("8").Obj()
+	if _, err := mutate.Validate(mutate.Review{Operation: "DELETE", Object: j, Policy: pol, User: user}); err != nil {
+		t.Errorf("DELETE: %v", err)
+	}
+	if _, err := mutate.Validate(mutate.Review{Operation: mutate.OpUpdate, Object: j, Policy: pol, User: user}); err == nil {
+		t.Error("an UPDATE without the old object was allowed")
+	}
+	if _, err := mutate.Validate(mutate.Review{Operation: mutate.OpUpdate, Object: j, Old: MakeDeployment("d", "ml").Obj(), Policy: pol, User: user}); err == nil {
+		t.Error("an UPDATE whose old object is another kind was allowed")
+	}
+}

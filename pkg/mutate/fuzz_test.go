@@ -254,6 +254,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 		t.Fatalf("the mutated object does not decode: %v\n%s", err, out)
 	}
 	fzCheckSameAsJSONDiff(t, raw, out, decoded, polFor(decoded.GetNamespace()))
+	fzCheckValidates(t, out, polFor)
 	again, err := mutate.Admit(out, polFor, rwUser)
 	if err != nil {
 		t.Fatalf("Admit allows the object but denies its own output: %v\ninput:  %s\noutput: %s", err, raw, out)

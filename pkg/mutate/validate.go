@@ -46,15 +46,18 @@ func Validate(r Review) ([]string, error) {
 	if !ok {
 		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", r.Object), []string{supportedKinds()})}}
 	}
-	if r.Object.GetDeletionTimestamp() != nil {
-		return nil, nil
+	switch {
+	case r.Operation != OpCreate && r.Operation != OpUpdate, r.Object.GetDeletionTimestamp() != nil:
+		return nil, nil // DELETE and CONNECT carry no new object; finalizers must be removable
+	case r.Operation == OpUpdate && r.Old == nil:
+		return nil, fmt.Errorf("an UPDATE needs the old object")
 	}
 	w, err := kind.adapt(r.Object, r.Raw)
 	if err != nil {
 		return nil, err
 	}
 	var old workload
-	if r.Operation == OpUpdate && r.Old != nil {
+	if r.Operation == OpUpdate {
 		if reflect.TypeOf(r.Old) != reflect.TypeOf(r.Object) {
 			return nil, fmt.Errorf("the old object is a %T, the new one a %T", r.Old, r.Object)
 		}
