@@ -78,6 +78,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	index := policy.NewIndex()
 	sync := &controller.IndexSync{Index: index, Reader: mgr.GetAPIReader()}
+	// The workload validator reads the Deployment behind a scale-up uncached (the API reader).
+	mgr.GetWebhookServer().Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{
+		Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}})
 	if err := sync.Setup(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("policy index: %w", err)
 	}
@@ -86,7 +89,6 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	hooks := mgr.GetWebhookServer()
 	hooks.Register(MutatePath, &webhook.Admission{Handler: &Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate")}})
-	hooks.Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}})
 	hooks.Register(ValidatePolicyPath, &webhook.Admission{Handler: &PolicyValidator{Conflicts: index.Conflicts}})
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -6,17 +6,19 @@ import (
 
 // Metrics are the webhook's own Prometheus metrics; controller-runtime adds its webhook metrics beside them.
 type Metrics struct {
+	// Validation are the workload validator's.
+	Validation *ValidationMetrics
+
 	Requests  *prometheus.CounterVec
 	Latency   *prometheus.HistogramVec
 	Mutations *prometheus.CounterVec
 	Denials   *prometheus.CounterVec
-	// Validation are the workload validator's.
-	Validation *ValidationMetrics
 }
 
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		Validation: newValidationMetrics(reg),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kaiwo_webhook_requests_total",
 			Help: "Admission requests received, by kind and operation.",
@@ -36,6 +38,5 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"kind", "reason"}),
 	}
 	reg.MustRegister(m.Requests, m.Latency, m.Mutations, m.Denials)
-	m.Validation = newValidationMetrics(reg)
 	return m
 }
