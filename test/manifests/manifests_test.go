@@ -262,8 +262,8 @@ func TestRBAC(t *testing.T) {
 		"kaiwo.silogen.ai/kaiwopolicies": {"get", "list", "watch"},
 		"kueue.x-k8s.io/resourceflavors": {"get", "list", "watch"},
 		"kueue.x-k8s.io/localqueues":     {"create", "get", "list", "watch"},
-		"apps/deployments":               {"get"}, // the Deployment behind a scale-up
 	}
+	clusterWant["apps/deployments"] = []string{"get"} // the Deployment behind a scale-up
 	roleWant := map[string][]string{
 		"coordination.k8s.io/leases": {"create", "delete", "get", "list", "patch", "update", "watch"},
 		"/events":                    {"create", "patch"},
