@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
 
@@ -20,12 +21,15 @@ import (
 // (an UPDATE), a count that did not grow passes: a policy tightened later does not lock existing objects.
 // The error names the kaiwo.silogen.ai/gpus annotation when opts has it, else spec.
 func checkGPULimit(w workload, old workload, pol *policy.Policy, opts *Options) *field.Error {
+	limit := int64(pol.Limits.MaxGPUsPerWorkload)
+	if limit <= 0 {
+		return nil
+	}
 	c, err := countGPUs(w)
 	if err != nil {
 		return err
 	}
-	limit := int64(pol.Limits.MaxGPUsPerWorkload)
-	if limit <= 0 || c.total <= limit {
+	if c.total <= limit {
 		return nil
 	}
 	if old != nil {
@@ -184,7 +188,7 @@ type lockedTemplate struct {
 
 func newLockedTemplate(pol *policy.Policy, opts *Options) *lockedTemplate {
 	l := &lockedTemplate{pol: pol, tolerations: pol.Defaults.Tolerations}
-	if pol.IsLocked(policy.FieldTolerations) && len(pol.PodTemplatePatch) > 0 {
+	if pol.IsLocked(policy.FieldTolerations) && bytes.Contains(pol.PodTemplatePatch, []byte(`"tolerations"`)) {
 		// The admin's patch may set tolerations of its own: they are the policy's too.
 		empty := corev1.PodTemplateSpec{}
 		if _, err := applyPatch(template{path: field.NewPath("podTemplatePatch"), spec: &empty}, pol.PodTemplatePatch, pol.Name); err == nil {
