@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strings"
 
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
@@ -12,6 +13,50 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 )
+
+// gpuDomains are the resource domains of the vendors' device plugins.
+var gpuDomains = map[string]string{"amd.com": "amd", "nvidia.com": "nvidia"}
+
+// gpuVendorOf reports whether r is a GPU resource and of which vendor: a resource of a vendor's domain
+// named gpu... or mig-..., so that amd.com/gpu, nvidia.com/gpu, nvidia.com/gpu.shared (time-slicing) and
+// nvidia.com/mig-1g.10gb (MIG) all count; nvidia.com/rdma_shared_device_a (a NIC) does not.
+func gpuVendorOf(r corev1.ResourceName) (string, bool) {
+	domain, name, ok := strings.Cut(string(r), "/")
+	vendor, known := gpuDomains[domain]
+	return vendor, ok && known && (strings.HasPrefix(name, "gpu") || strings.HasPrefix(name, "mig-"))
+}
+
+// podGPUResources lists the GPU resources any container of spec asks for, sorted.
+func podGPUResources(spec *corev1.PodSpec) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for _, cs := range [][]corev1.Container{spec.InitContainers, spec.Containers} {
+		for i := range cs {
+			for _, r := range containerGPUResources(&cs[i]) {
+				if !slices.Contains(out, r) {
+					out = append(out, r)
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// containerGPUResources lists the GPU resources of c's limits and requests, sorted.
+func containerGPUResources(c *corev1.Container) []corev1.ResourceName {
+	var out []corev1.ResourceName
+	for _, rl := range []corev1.ResourceList{c.Resources.Limits, c.Resources.Requests} {
+		for r := range rl {
+			if _, ok := gpuVendorOf(r); ok && !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+	}
+	if len(out) > 1 {
+		slices.Sort(out)
+	}
+	return out
+}
 
 // pods is how many pods of one template run at once at most, and the fields that say so, for messages.
 type pods struct {
@@ -129,7 +174,7 @@ func countGPUs(w workload) (count, *field.Error) {
 	c := count{byResource: map[corev1.ResourceName]int64{}}
 	ts, ns := w.templates(), w.pods()
 	for i, t := range ts {
-		for _, r := range gpuResources {
+		for _, r := range podGPUResources(&t.spec.Spec) {
 			per, err := podGPUs(&t.spec.Spec, t.path.Child("spec"), r)
 			if err != nil {
 				return count{}, err

@@ -197,6 +197,17 @@ func TestAttacksOnCreate(t *testing.T) {
 		"5 nvidia in the template under a locked gpuVendor": {pol: teamMLWith(t, "allowedVendors: [amd]", "allowedVendors: [amd, nvidia]", "locked: [queue,", "locked: [gpuVendor, queue,"),
 			obj:  func() client.Object { return MakeJob("j", "ml").Resource(0, nvidia, "1").Obj() },
 			want: []string{"resources.limits[nvidia.com/gpu]", `defaults.gpuVendor is "amd"`}},
+		"2 NVIDIA MIG slices under allowedVendors [amd]": {obj: func() client.Object { return gpuJob("1").Resource(0, "nvidia.com/mig-3g.20gb", "2").Obj() },
+			want: []string{"resources.limits[nvidia.com/mig-3g.20gb]", `vendor "nvidia" is not allowed`}},
+		"2 time-sliced GPUs count": {pol: teamMLWith(t, "allowedVendors: [amd]", "allowedVendors: [amd, nvidia]"),
+			obj:  func() client.Object { return MakeJob("j", "ml").Resource(0, "nvidia.com/gpu.shared", "40").Obj() },
+			want: []string{"40 GPUs", "nvidia.com/gpu.shared"}},
+		"allowed: an NVIDIA NIC is no GPU": {obj: func() client.Object { return gpuJob("8").Resource(0, "nvidia.com/rdma_shared_device_a", "1").Obj() }},
+		"5 nodeName skips the locked scheduling fields": {obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			j.Spec.Template.Spec.NodeName = "gpu-node-1"
+			return j
+		}, want: []string{"spec.template.spec.nodeName", "skips the scheduler"}},
 		"7 gpus 2147483647": {obj: func() client.Object { return MakeJob("j", "ml").Annotate(annotations.GPUs, "2147483647").Obj() },
 			want: []string{"metadata.annotations[kaiwo.silogen.ai/gpus]", "2147483647", "do not fit"}},
 		"7 GPUs x parallelism that wrap an int64": {obj: func() client.Object { return gpuJob("4611686018427387904").Parallelism(4).Obj() },

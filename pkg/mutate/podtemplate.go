@@ -256,11 +256,9 @@ func requireNodeLabel(spec *corev1.PodSpec, key, value string) bool {
 // requestsGPUs reports whether any template asks for a GPU.
 func requestsGPUs(ts []template) bool {
 	return slices.ContainsFunc(ts, func(t template) bool {
-		for _, c := range append(slices.Clone(t.spec.Spec.InitContainers), t.spec.Spec.Containers...) {
-			for _, r := range gpuResources {
-				if n, _ := gpuQuantity(c.Resources, r); n > 0 {
-					return true
-				}
+		for _, r := range podGPUResources(&t.spec.Spec) {
+			if n, err := podGPUs(&t.spec.Spec, t.path, r); n > 0 || err != nil {
+				return true
 			}
 		}
 		return false

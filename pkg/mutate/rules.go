@@ -1,12 +1,13 @@
 package mutate
 
 import (
+	"bytes"
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
@@ -20,12 +21,15 @@ import (
 // (an UPDATE), a count that did not grow passes: a policy tightened later does not lock existing objects.
 // The error names the kaiwo.silogen.ai/gpus annotation when opts has it, else spec.
 func checkGPULimit(w workload, old workload, pol *policy.Policy, opts *Options) *field.Error {
+	limit := int64(pol.Limits.MaxGPUsPerWorkload)
+	if limit <= 0 {
+		return nil
+	}
 	c, err := countGPUs(w)
 	if err != nil {
 		return err
 	}
-	limit := int64(pol.Limits.MaxGPUsPerWorkload)
-	if limit <= 0 || c.total <= limit {
+	if c.total <= limit {
 		return nil
 	}
 	if old != nil {
@@ -60,34 +64,35 @@ func containerLists(t template, f func(c *corev1.Container, p *field.Path)) {
 // locked gpuVendor, in any container of any template.
 func checkVendors(ts []template, pol *policy.Policy) field.ErrorList {
 	var errs field.ErrorList
-	locked := pol.IsLocked(policy.FieldGPUVendor)
 	for _, t := range ts {
 		containerLists(t, func(c *corev1.Container, p *field.Path) {
-			for _, r := range gpuResources {
-				vendor := strings.TrimSuffix(string(r), ".com/gpu")
-				for _, l := range []struct {
-					name string
-					rl   corev1.ResourceList
-				}{{"limits", c.Resources.Limits}, {"requests", c.Resources.Requests}} {
-					q, ok := l.rl[r]
-					if !ok || q.IsZero() {
-						continue
-					}
-					rp := p.Child("resources", l.name).Key(string(r))
-					switch {
-					case !pol.Limits.VendorAllowed(vendor):
-						errs = append(errs, field.Invalid(rp, q.String(),
-							fmt.Sprintf("vendor %q is not allowed by KaiwoPolicy %q: limits.allowedVendors is %s", vendor, pol.Name, quoteAll(pol.Limits.AllowedVendors))))
-					case locked && vendor != pol.Defaults.GPUVendor:
-						errs = append(errs, field.Invalid(rp, q.String(),
-							fmt.Sprintf("vendor %q is locked out by KaiwoPolicy %q: defaults.gpuVendor is %q and cannot be changed", vendor, pol.Name, pol.Defaults.GPUVendor)))
-					}
-					break // limits and requests are equal for extended resources: one error per container
+			for _, r := range containerGPUResources(c) {
+				if q, ok := c.Resources.Limits[r]; ok {
+					checkVendor(r, "limits", q, p, pol, &errs)
+				} else {
+					checkVendor(r, "requests", c.Resources.Requests[r], p, pol, &errs)
 				}
 			}
 		})
 	}
 	return errs
+}
+
+// checkVendor adds the error of GPU resource r of a container at p, if its vendor is not allowed.
+func checkVendor(r corev1.ResourceName, list string, q resource.Quantity, p *field.Path, pol *policy.Policy, errs *field.ErrorList) {
+	vendor, ok := gpuVendorOf(r)
+	if !ok || q.IsZero() {
+		return
+	}
+	rp := p.Child("resources", list).Key(string(r))
+	switch {
+	case !pol.Limits.VendorAllowed(vendor):
+		*errs = append(*errs, field.Invalid(rp, q.String(),
+			fmt.Sprintf("vendor %q is not allowed by KaiwoPolicy %q: limits.allowedVendors is %s", vendor, pol.Name, quoteAll(pol.Limits.AllowedVendors))))
+	case pol.IsLocked(policy.FieldGPUVendor) && vendor != pol.Defaults.GPUVendor:
+		*errs = append(*errs, field.Invalid(rp, q.String(),
+			fmt.Sprintf("vendor %q is locked out by KaiwoPolicy %q: defaults.gpuVendor is %q and cannot be changed", vendor, pol.Name, pol.Defaults.GPUVendor)))
+	}
 }
 
 // checkSecrets denies every Secret a template reaches that limits.allowedSecrets does not allow: env
@@ -183,7 +188,7 @@ type lockedTemplate struct {
 
 func newLockedTemplate(pol *policy.Policy, opts *Options) *lockedTemplate {
 	l := &lockedTemplate{pol: pol, tolerations: pol.Defaults.Tolerations}
-	if pol.IsLocked(policy.FieldTolerations) && len(pol.PodTemplatePatch) > 0 {
+	if pol.IsLocked(policy.FieldTolerations) && bytes.Contains(pol.PodTemplatePatch, []byte(`"tolerations"`)) {
 		// The admin's patch may set tolerations of its own: they are the policy's too.
 		empty := corev1.PodTemplateSpec{}
 		if _, err := applyPatch(template{path: field.NewPath("podTemplatePatch"), spec: &empty}, pol.PodTemplatePatch, pol.Name); err == nil {
@@ -208,6 +213,7 @@ func modelRequirement(pol *policy.Policy, opts *Options) *corev1.NodeSelectorReq
 // lets the pod onto nodes the admin kept it off. nodeSelector: the policy's entries with their values;
 // more entries only narrow where the pod runs and pass. Affinity: the policy's, with the node label
 // requirement of kaiwo.silogen.ai/gpu-model in every required term when the annotation asks for a model.
+// Under any of these locks, nodeName (which skips the scheduler) is denied.
 func (l *lockedTemplate) check(t template) field.ErrorList {
 	var errs field.ErrorList
 	pol, ps, sp := l.pol, &t.spec.Spec, t.path.Child("spec")
@@ -230,6 +236,9 @@ func (l *lockedTemplate) check(t template) field.ErrorList {
 					fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.nodeSelector sets %s=%s", pol.Name, k, pol.Defaults.NodeSelector[k])))
 			}
 		}
+	}
+	if ps.NodeName != "" && (pol.IsLocked(policy.FieldTolerations) || pol.IsLocked(policy.FieldNodeSelector) || pol.IsLocked(policy.FieldAffinity)) {
+		errs = append(errs, field.Forbidden(sp.Child("nodeName"), fmt.Sprintf("a pod bound to a node skips the scheduler, and with it the tolerations, nodeSelector and affinity KaiwoPolicy %q locks; remove nodeName", pol.Name)))
 	}
 	if pol.IsLocked(policy.FieldAffinity) && !l.affinityAllowed(ps.Affinity) {
 		errs = append(errs, field.Forbidden(sp.Child("affinity"), fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.affinity applies and cannot be replaced", pol.Name)))

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tidwall/gjson"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -72,12 +73,14 @@ func findGPU(v gjson.Result, p *field.Path, depth int) (*field.Path, string) {
 			key := k.String()
 			if key == "resources" && e.IsObject() {
 				for _, list := range []string{"limits", "requests"} {
-					for _, r := range gpuResources {
-						q := e.Get(list + "." + strings.ReplaceAll(string(r), ".", `\.`))
-						if q.Exists() && !zeroQuantity(q) {
-							found, qty = p.Child(key, list).Key(string(r)), q.String()
-							return false
+					e.Get(list).ForEach(func(r, q gjson.Result) bool {
+						if _, ok := gpuVendorOf(corev1.ResourceName(r.String())); ok && !zeroQuantity(q) {
+							found, qty = p.Child(key, list).Key(r.String()), q.String()
 						}
+						return found == nil
+					})
+					if found != nil {
+						return false
 					}
 				}
 			}

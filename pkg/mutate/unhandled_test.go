@@ -24,6 +24,8 @@ func TestValidateUnhandled(t *testing.T) {
 			want: []string{"spec.workerGroupSpecs[0].template.spec.containers[0].resources.limits[amd.com/gpu]", "ray.io/v1 RayCluster"}},
 		"8 a StatefulSet": {raw: `{"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"s"},"spec":{"template":{"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"1"}}}]}}}}`,
 			want: []string{"spec.template.spec.containers[0]", "apps/v1 StatefulSet"}},
+		"a Pod with MIG slices": {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","resources":{"limits":{"nvidia.com/mig-1g.10gb":"1"}}}]}}`,
+			want: []string{"spec.containers[0].resources.limits[nvidia.com/mig-1g.10gb]"}},
 		"a CronJob": {raw: `{"apiVersion":"batch/v1","kind":"CronJob","metadata":{"name":"c"},"spec":{"jobTemplate":{"spec":{"template":{"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"1"}}}]}}}}}}`,
 			want: []string{"spec.jobTemplate.spec.template.spec.containers[0]"}},
 		"a Pod owned by a ConfigMap, controller: true": {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","ownerReferences":[{"apiVersion":"v1","kind":"ConfigMap","name":"x","uid":"1","controller":true}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`,
