@@ -158,7 +158,7 @@ func scaleReplicas(raw []byte) (int32, error) {
 		return 0, fmt.Errorf("kaiwo: decoding Scale: %w", err)
 	}
 	if s.Spec.Replicas == nil {
-		return 0, nil // the API server defaults an omitted spec.replicas of a Scale to 0
+		return 0, nil // omitted: 0, as the API server decodes it (replicas is omitempty)
 	}
 	return *s.Spec.Replicas, nil
 }
