@@ -88,7 +88,7 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 		}
 		return doc, nil
 	}
-	old := opts.Old[key]
+	old := oldFor(opts.Old, key)
 	var res *mutate.Result
 	if old != nil {
 		res, err = mutate.AdmitUpdate(raw, old, policyFor, opts.User)

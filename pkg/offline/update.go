@@ -69,6 +69,24 @@ func LoadOld(in io.Reader) (map[ObjectKey][]byte, error) {
 	}
 }
 
+// oldFor finds the stored object of key; a document without a namespace matches the one stored object
+// of its kind and name, as kubectl apply would place it in the current namespace.
+func oldFor(old map[ObjectKey][]byte, key ObjectKey) []byte {
+	if raw, ok := old[key]; ok || key.Namespace != "" {
+		return raw
+	}
+	var found []byte
+	for k, raw := range old {
+		if k.Kind == key.Kind && k.Name == key.Name {
+			if found != nil {
+				return nil // stored in several namespaces: ambiguous
+			}
+			found = raw
+		}
+	}
+	return found
+}
+
 // validate runs the validating webhook on the object the mutation produced (raw with patch applied), as
 // the API server would after every mutating webhook; old is the stored object on UPDATE, else nil.
 func validate(raw []byte, patch []jsonpatch.Operation, old []byte, pol *policy.Policy, user string) ([]string, error) {
