@@ -210,6 +210,14 @@ func TestMoreUpdates(t *testing.T) {
 	moved := dep.DeepCopyObject().(*appsv1.Deployment)
 	moved.Spec.Template.Labels[annotations.KueueQueueName] = "team-ml-low"
 	wantDenied(t, validate(moved, dep, served), "spec.template.metadata.labels[kueue.x-k8s.io/queue-name]", `"team-ml-low"`)
+	lockedPC := teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    servingQueueing: kueue\n", "locked: [queue,", "locked: [priorityClass, queue,")
+	dep, err = admit(t, MakeDeployment("d", "ml").Resource(0, amd, "8").Obj(), lockedPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urgent := dep.DeepCopyObject().(*appsv1.Deployment)
+	urgent.Spec.Template.Labels[annotations.KueuePriorityClass] = "urgent"
+	wantDenied(t, validate(urgent, dep, lockedPC), "spec.template.metadata.labels[kueue.x-k8s.io/priority-class]", `"urgent"`, "locked")
 }
 
 // TestControllerUpdatesOfOlderObjects: a Deployment created before tolerations were locked keeps its extra
