@@ -60,9 +60,15 @@ func admit(t *testing.T, obj client.Object, pol *policy.Policy) (client.Object, 
 }
 
 // validate is the validating webhook alone on a final object (after another mutating webhook, say).
-func validate(obj, old client.Object, pol *policy.Policy) error {
+func validate(obj, old client.Object, pol *policy.Policy) error { return validateAs(obj, old, pol, "") }
+
+// validateAs is validate for a requesting user other than alice ("" is alice).
+func validateAs(obj, old client.Object, pol *policy.Policy, as string) error {
 	raw, _ := json.Marshal(obj)
-	r := mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: user}
+	if as == "" {
+		as = user
+	}
+	r := mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: as}
 	if old != nil {
 		r.Operation, r.Old = mutate.OpUpdate, old
 		r.OldRaw, _ = json.Marshal(old)
