@@ -108,23 +108,7 @@ func loadPolicy(path string, nsLabels map[string]string) (*policy.Policy, error)
 		return nil, err
 	}
 	defer f.Close()
-	policies, flavors, err := policy.Load(f)
-	if err != nil {
-		return nil, err
-	}
-	var compiled []*policy.Compiled
-	for i := range policies {
-		p := &policies[i]
-		if errs := policy.Validate(p); len(errs) > 0 {
-			return nil, fmt.Errorf("KaiwoPolicy %q: %w", p.Name, errs.ToAggregate())
-		}
-		c, errs := policy.Compile(p, flavors.Lookup)
-		if len(errs) > 0 {
-			return nil, fmt.Errorf("KaiwoPolicy %q: %w", p.Name, errs.ToAggregate())
-		}
-		compiled = append(compiled, c)
-	}
-	return policy.Resolve(nsLabels, compiled), nil
+	return policy.LoadResolved(f, nsLabels)
 }
 
 // parseLabels reads k=v,k=v.

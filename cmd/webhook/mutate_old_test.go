@@ -62,6 +62,8 @@ func TestMutateOld(t *testing.T) {
 			contains: []string{"app: x"}},
 		"a GPU Pod in an Enforce namespace": {in: "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: ml}\nspec: {containers: [{name: c, image: x, resources: {limits: {amd.com/gpu: 1}}}]}\n", args: inTeam, code: 1,
 			contains: []string{"spec.containers[0].resources.limits[amd.com/gpu]", "Enforce", "batch/v1 Job"}},
+		"a document without a namespace matches the stored one": {in: noNamespace(t, strings.Replace(dep, "replicas: 2", "replicas: 4", 1)), args: append(asBob, "--old", depOld), code: 0,
+			contains: []string{"replicas: 4", "kaiwo.silogen.ai/user: alice"}},
 		"missing old file": {in: dep, args: append(inTeam, "--old", "/nonexistent.yaml"), code: 1, contains: []string{"--old /nonexistent.yaml"}},
 		"old object twice": {in: dep, args: append(inTeam, "--old", twice(t, dep)), code: 1, contains: []string{"appears twice"}},
 	}
@@ -86,4 +88,11 @@ func twice(t *testing.T, doc string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+func noNamespace(t *testing.T, doc string) string {
+	if !strings.Contains(doc, "  namespace: ml\n") {
+		t.Fatalf("no namespace to remove in:\n%s", doc)
+	}
+	return strings.Replace(doc, "  namespace: ml\n", "", 1)
 }

@@ -60,9 +60,15 @@ func admit(t *testing.T, obj client.Object, pol *policy.Policy) (client.Object, 
 }
 
 // validate is the validating webhook alone on a final object (after another mutating webhook, say).
-func validate(obj, old client.Object, pol *policy.Policy) error {
+func validate(obj, old client.Object, pol *policy.Policy) error { return validateAs(obj, old, pol, "") }
+
+// validateAs is validate for a requesting user other than alice ("" is alice).
+func validateAs(obj, old client.Object, pol *policy.Policy, as string) error {
 	raw, _ := json.Marshal(obj)
-	r := mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: user}
+	if as == "" {
+		as = user
+	}
+	r := mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: as}
 	if old != nil {
 		r.Operation, r.Old = mutate.OpUpdate, old
 		r.OldRaw, _ = json.Marshal(old)
@@ -326,5 +332,29 @@ func fzCheckValidates(t *testing.T, out []byte, polFor func(string) *policy.Poli
 	}
 	if _, err := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: out, Policy: polFor(obj.GetNamespace()), User: rwUser}); err != nil {
 		t.Fatalf("Validate refuses the mutation's own output: %v\n%s", err, out)
+	}
+}
+
+// TestSecretVolumesPerSecret (issue 10, attack 9): db.prod and db-prod get a volume each, and each path
+// mounts its own Secret; a name that is valid as it is keeps the plain volume name.
+func TestSecretVolumesPerSecret(t *testing.T) {
+	env := "envVars:\n- mountSecret: {name: A, secret: db.prod, key: k, path: /a}\n- mountSecret: {name: B, secret: db-prod, key: k, path: /b}\n"
+	out, _ := run(t, job(annotations.Env, env).Obj(), nil)
+	ps := out.(*batchv1.Job).Spec.Template.Spec
+	secretOf := map[string]string{}
+	for _, v := range ps.Volumes {
+		if v.Secret != nil {
+			secretOf[v.Name] = v.Secret.SecretName
+		}
+	}
+	mounted := map[string]string{}
+	for _, m := range ps.Containers[0].VolumeMounts {
+		mounted[m.MountPath] = secretOf[m.Name]
+	}
+	if mounted["/a"] != "db.prod" || mounted["/b"] != "db-prod" {
+		t.Errorf("/a mounts Secret %q, /b Secret %q; want db.prod and db-prod (volumes %v)", mounted["/a"], mounted["/b"], secretOf)
+	}
+	if secretOf["kaiwo-secret-db-prod"] != "db-prod" {
+		t.Errorf("db-prod's volume is not kaiwo-secret-db-prod: %v", secretOf)
 	}
 }

@@ -27,6 +27,7 @@ func TestAttacksOnUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := stored.(*batchv1.Job)
+	const kueue = "system:serviceaccount:kueue-system:kueue-controller-manager"
 	cases := map[string]struct {
 		edit func(j *batchv1.Job)
 		want []string // nil: allowed
@@ -58,16 +59,29 @@ func TestAttacksOnUpdate(t *testing.T) {
 			j.Spec.Template.Spec.Tolerations = append(j.Spec.Template.Spec.Tolerations, corev1.Toleration{Key: "flavor", Operator: corev1.TolerationOpExists})
 			j.Spec.Template.Spec.NodeSelector["flavor"] = "mi300x"
 		}, nil},
+		"5 the user unsuspends it with a toleration, as Kueue would": {func(j *batchv1.Job) {
+			j.Spec.Suspend = ptr.To(false)
+			j.Spec.Template.Spec.Tolerations = append(j.Spec.Template.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists})
+		}, []string{"spec.template.spec.tolerations[1]", "tolerations are locked"}},
+		"5 a service account of the team's namespace unsuspends it with a toleration": {func(j *batchv1.Job) {
+			j.Spec.Suspend = ptr.To(false)
+			j.Spec.Template.Spec.Tolerations = append(j.Spec.Template.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists})
+		}, []string{"tolerations are locked"}},
 		"allowed: finalizer removal while deleted": {func(j *batchv1.Job) {
 			j.DeletionTimestamp = &metav1.Time{}
 			j.Labels[annotations.User] = "bob"
 		}, nil},
 	}
+	// The requesting users other than alice.
+	users := map[string]string{
+		"allowed: Kueue starts it with its flavor's toleration and nodeSelector":      kueue,
+		"5 a service account of the team's namespace unsuspends it with a toleration": "system:serviceaccount:ml:kueue-controller-manager",
+	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			j := old.DeepCopy()
 			tc.edit(j)
-			err := validate(j, old, pol)
+			err := validateAs(j, old, pol, users[name])
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("want allowed, got %v", err)
@@ -210,6 +224,14 @@ func TestMoreUpdates(t *testing.T) {
 	moved := dep.DeepCopyObject().(*appsv1.Deployment)
 	moved.Spec.Template.Labels[annotations.KueueQueueName] = "team-ml-low"
 	wantDenied(t, validate(moved, dep, served), "spec.template.metadata.labels[kueue.x-k8s.io/queue-name]", `"team-ml-low"`)
+	lockedPC := teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    servingQueueing: kueue\n", "locked: [queue,", "locked: [priorityClass, queue,")
+	dep, err = admit(t, MakeDeployment("d", "ml").Resource(0, amd, "8").Obj(), lockedPC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	urgent := dep.DeepCopyObject().(*appsv1.Deployment)
+	urgent.Spec.Template.Labels[annotations.KueuePriorityClass] = "urgent"
+	wantDenied(t, validate(urgent, dep, lockedPC), "spec.template.metadata.labels[kueue.x-k8s.io/priority-class]", `"urgent"`, "locked")
 }
 
 // TestControllerUpdatesOfOlderObjects: a Deployment created before tolerations were locked keeps its extra

@@ -1,6 +1,8 @@
 package mutate
 
 import (
+	"strings"
+
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -10,7 +12,7 @@ import (
 
 // final runs the rules of the validating webhook on what the mutation produced, so that the mutation
 // refuses early, with the same messages, what Validate would refuse.
-func (m *mutation) final(kind Kind, opts *Options) *Denial {
+func (m *mutation) final(kind Kind, opts *Options, user string) *Denial {
 	if _, set := m.obj.GetLabels()[annotations.User]; set && m.old != nil {
 		if errs := checkUser(m.obj, m.old, ""); len(errs) > 0 { // a dropped label is put back by record
 			return &Denial{ReasonPolicy, errs}
@@ -20,13 +22,13 @@ func (m *mutation) final(kind Kind, opts *Options) *Denial {
 	if m.old != nil {
 		old, _ = kind.adapt(m.old, nil)
 	}
-	return objectRules(kind, m.obj, m.w, m.old, old, opts, m.pol)
+	return objectRules(kind, m.obj, m.w, m.old, old, opts, m.pol, user)
 }
 
 // objectRules are the rules about the final object that the mutation and Validate share. On CREATE (old
 // nil) every rule applies; on UPDATE each applies where what it reads changed (the queueing annotation,
-// the Kueue labels, a pod template), and the GPU limit holds growth.
-func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object, old workload, opts *Options, pol *policy.Policy) *Denial {
+// the Kueue labels, a pod template), and the GPU limit holds growth. user is the requesting user.
+func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object, old workload, opts *Options, pol *policy.Policy, user string) *Denial {
 	var errs field.ErrorList
 	lt := newLockedTemplate(pol, opts)
 	ts, queueTs := w.templates(), w.templates()
@@ -45,7 +47,7 @@ func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object,
 		if !queueChanged {
 			queueTs = ts
 		}
-		lt.kueueStart = suspended(old) && !suspended(w)
+		lt.kueueStart = suspended(old) && !suspended(w) && controllerOutside(user, obj.GetNamespace())
 	}
 	errs = append(errs, checkTemplateQueues(queueTs, obj, pol)...)
 	errs = append(errs, templateRules(ts, pol, lt)...)
@@ -69,4 +71,12 @@ func (m *mutation) userLabel(user string) string {
 		return ""
 	}
 	return LabelSafe(user)
+}
+
+// controllerOutside reports whether user is a service account of another namespace than ns: a controller's
+// (Kueue's runs in its own namespace), never a team user's, who can make service accounts only in their own.
+func controllerOutside(user, ns string) bool {
+	rest, ok := strings.CutPrefix(user, "system:serviceaccount:")
+	saNS, _, found := strings.Cut(rest, ":")
+	return ok && found && saNS != "" && saNS != ns
 }

@@ -97,19 +97,10 @@ func fzCompile(t testing.TB, doc string) *policy.Policy {
 // fzCompileAny is fzCompile for any policies: the effective policy of a namespace labelled team: ml.
 func fzCompileAny(t testing.TB, doc string) *policy.Policy {
 	t.Helper()
-	docs, flavors, err := policy.Load(strings.NewReader(doc))
+	pol, err := policy.LoadResolved(strings.NewReader(doc), map[string]string{annotations.Team: "ml"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compiled []*policy.Compiled
-	for i := range docs {
-		c, errs := policy.Compile(&docs[i], flavors.Lookup)
-		if len(errs) > 0 {
-			t.Fatal(errs.ToAggregate())
-		}
-		compiled = append(compiled, c)
-	}
-	pol := policy.Resolve(map[string]string{annotations.Team: "ml"}, compiled)
 	if pol.Err != nil {
 		t.Fatalf("policy %q: %v", pol.Name, pol.Err)
 	}

@@ -161,7 +161,7 @@ func (m *mutation) run(user string) *Denial {
 			return &Denial{ReasonConflict, errs}
 		}
 	}
-	if d := m.final(kind, opts); d != nil {
+	if d := m.final(kind, opts, user); d != nil {
 		return d
 	}
 	// The plan is explained only when something changed: a second pass is silent.

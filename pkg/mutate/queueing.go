@@ -77,8 +77,9 @@ func checkQueueLabels(obj client.Object, kind Kind, pol *policy.Policy) field.Er
 	return errs
 }
 
-// checkTemplateQueues checks the queue labels of pod templates (a queued Deployment's pods carry one, as
-// Kueue queues its pods by it): each must be the object's queue label, within the policy's queues.
+// checkTemplateQueues checks the Kueue labels of pod templates (a queued Deployment's pods carry them, as
+// Kueue queues its pods by them): a queue label must be the object's, within the policy's queues; a
+// priority-class label the locked one where priorityClass is locked.
 func checkTemplateQueues(ts []template, obj client.Object, pol *policy.Policy) field.ErrorList {
 	var errs field.ErrorList
 	want, has := obj.GetLabels()[annotations.KueueQueueName]
@@ -93,6 +94,10 @@ func checkTemplateQueues(ts []template, obj client.Object, pol *policy.Policy) f
 			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.queue is %q and cannot be changed", pol.Name, pol.Defaults.Queue)))
 		case !pol.Limits.QueueAllowed(q):
 			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("is not allowed by KaiwoPolicy %q: limits.allowedQueues is %s", pol.Name, quoteAll(pol.Limits.AllowedQueues))))
+		}
+		if pc, ok := t.spec.Labels[annotations.KueuePriorityClass]; ok && pol.IsLocked(policy.FieldPriorityClass) && pc != pol.Defaults.PriorityClass {
+			errs = append(errs, field.Invalid(t.path.Child("metadata", "labels").Key(annotations.KueuePriorityClass), pc,
+				fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.priorityClass is %q and cannot be changed", pol.Name, pol.Defaults.PriorityClass)))
 		}
 	}
 	return errs

@@ -181,8 +181,8 @@ type lockedTemplate struct {
 	tolerations []corev1.Toleration
 	// gpuModel is the node label requirement kaiwo.silogen.ai/gpu-model adds to the locked affinity.
 	gpuModel *corev1.NodeSelectorRequirement
-	// kueueStart allows tolerations and nodeSelector entries beyond the policy's: the update that unsuspends a
-	// queued workload is Kueue's, which adds its ResourceFlavor's.
+	// kueueStart allows tolerations beyond the policy's in the update that unsuspends a workload, made by a
+	// controller's service account from another namespace: Kueue admitting it adds its ResourceFlavor's.
 	kueueStart bool
 }
 

@@ -82,7 +82,7 @@ func Validate(r Review) ([]string, error) {
 	if errs := checkUser(r.Object, oldObj, r.User); len(errs) > 0 {
 		return nil, &Denial{ReasonPolicy, errs}
 	}
-	if d := objectRules(kind, r.Object, w, oldObj, old, opts, pol); d != nil {
+	if d := objectRules(kind, r.Object, w, oldObj, old, opts, pol, r.User); d != nil {
 		return nil, d
 	}
 	return policyWarnings(pol), nil

@@ -63,19 +63,10 @@ func policyFor(t *testing.T, file string) func(string) *policy.Policy {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	docs, flavors, err := policy.Load(f)
+	pol, err := policy.LoadResolved(f, map[string]string{"kaiwo.silogen.ai/team": "ml"})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", file, err)
 	}
-	var compiled []*policy.Compiled
-	for i := range docs {
-		c, errs := policy.Compile(&docs[i], flavors.Lookup)
-		if len(errs) > 0 {
-			t.Fatalf("%s: %v", file, errs.ToAggregate())
-		}
-		compiled = append(compiled, c)
-	}
-	pol := policy.Resolve(map[string]string{"kaiwo.silogen.ai/team": "ml"}, compiled)
 	return func(string) *policy.Policy { return pol }
 }
 

@@ -45,25 +45,36 @@ func Run(in io.Reader, opts Options) ([]Document, error) {
 		def := policy.Default()
 		policyFor = func(string) *policy.Policy { return def }
 	}
-	reader := yaml.NewYAMLReader(bufio.NewReader(in))
 	var docs []Document
+	err := eachDocument(in, func(i int, chunk []byte) error {
+		doc, err := one(i, chunk, policyFor, opts)
+		if err == nil {
+			docs = append(docs, doc)
+		}
+		return err
+	})
+	return docs, err
+}
+
+// eachDocument calls f with each document of a multi-document YAML stream that holds more than comments,
+// counted from 0; it stops at f's first error.
+func eachDocument(in io.Reader, f func(i int, chunk []byte) error) error {
+	reader := yaml.NewYAMLReader(bufio.NewReader(in))
 	for i := 0; ; i++ {
 		chunk, err := reader.Read()
 		if errors.Is(err, io.EOF) {
-			return docs, nil
+			return nil
 		}
 		if err != nil {
-			return docs, fmt.Errorf("document %d: %w", i, err)
+			return fmt.Errorf("document %d: %w", i, err)
 		}
 		if len(bytes.TrimSpace(stripComments(chunk))) == 0 {
 			i--
 			continue
 		}
-		doc, err := one(i, chunk, policyFor, opts)
-		if err != nil {
-			return docs, err
+		if err := f(i, chunk); err != nil {
+			return err
 		}
-		docs = append(docs, doc)
 	}
 }
 
@@ -88,7 +99,7 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 		}
 		return doc, nil
 	}
-	old := opts.Old[key]
+	old := oldFor(opts.Old, key)
 	var res *mutate.Result
 	if old != nil {
 		res, err = mutate.AdmitUpdate(raw, old, policyFor, opts.User)

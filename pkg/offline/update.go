@@ -1,15 +1,11 @@
 package offline
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 
 	"gomodules.xyz/jsonpatch/v2"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
@@ -39,34 +35,45 @@ func keyOf(raw []byte) (ObjectKey, error) {
 // kubectl get -o yaml prints. Each object must be named and appear once.
 func LoadOld(in io.Reader) (map[ObjectKey][]byte, error) {
 	out := map[ObjectKey][]byte{}
-	reader := yaml.NewYAMLReader(bufio.NewReader(in))
-	for i := 0; ; i++ {
-		chunk, err := reader.Read()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("document %d: %w", i, err)
-		}
-		if len(bytes.TrimSpace(stripComments(chunk))) == 0 {
-			i--
-			continue
-		}
+	err := eachDocument(in, func(i int, chunk []byte) error {
 		raw, err := sigsyaml.YAMLToJSON(chunk)
 		if err != nil {
-			return nil, fmt.Errorf("document %d: not YAML: %w", i, err)
+			return fmt.Errorf("document %d: not YAML: %w", i, err)
 		}
 		key, err := keyOf(raw)
 		switch {
 		case err != nil:
-			return nil, fmt.Errorf("document %d: not a Kubernetes object: %w", i, err)
+			return fmt.Errorf("document %d: not a Kubernetes object: %w", i, err)
 		case key.Kind == "" || key.Name == "":
-			return nil, fmt.Errorf("document %d: an old object needs a kind and metadata.name", i)
+			return fmt.Errorf("document %d: an old object needs a kind and metadata.name", i)
 		case out[key] != nil:
-			return nil, fmt.Errorf("document %d: %s %s/%s appears twice", i, key.Kind, key.Namespace, key.Name)
+			return fmt.Errorf("document %d: %s %s/%s appears twice", i, key.Kind, key.Namespace, key.Name)
 		}
 		out[key] = raw
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	return out, nil
+}
+
+// oldFor finds the stored object of key; a document without a namespace matches the one stored object
+// of its kind and name, as kubectl apply would place it in the current namespace.
+func oldFor(old map[ObjectKey][]byte, key ObjectKey) []byte {
+	if raw, ok := old[key]; ok || key.Namespace != "" {
+		return raw
+	}
+	var found []byte
+	for k, raw := range old {
+		if k.Kind == key.Kind && k.Name == key.Name {
+			if found != nil {
+				return nil // stored in several namespaces: ambiguous
+			}
+			found = raw
+		}
+	}
+	return found
 }
 
 // validate runs the validating webhook on the object the mutation produced (raw with patch applied), as
