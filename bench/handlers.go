@@ -59,6 +59,13 @@ func Mutator(p server.Policies) http.Handler {
 	return server.WithRequestTimeout(&webhook.Admission{Handler: server.NewThrottle(mutator, 0, m)})
 }
 
+// Validator is the production workload validator, as server.NewManager registers it at /validate.
+// It reads no Deployment here (no scale requests are sent), so it has no reader.
+func Validator(p server.Policies) http.Handler {
+	m := server.NewMetrics(prometheus.NewRegistry())
+	return &webhook.Admission{Handler: &server.WorkloadValidator{Policies: p, Metrics: m, Log: logr.Discard()}}
+}
+
 // Noop is the floor: a controller-runtime admission webhook that allows everything, unchanged.
 func Noop() http.Handler {
 	return &webhook.Admission{Handler: admission.HandlerFunc(func(context.Context, admission.Request) admission.Response {

@@ -124,6 +124,7 @@ func layerB(t *testing.T, r *report) {
 	}
 	b.WriteString("\n")
 	r.section("B-handler", b.String())
+	layerBValidate(t, r)
 	job8k, err := Load("job8k")
 	if err != nil {
 		t.Fatal(err)

@@ -31,7 +31,7 @@ type KaiwoPolicy struct {
 
 // KaiwoPolicySpec is what an admin writes.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.locked) || self.locked.all(f, has(self.defaults) && (f == 'queue' ? has(self.defaults.queue) : f == 'gpuVendor' ? has(self.defaults.gpuVendor) : f == 'shmSize' ? has(self.defaults.shmSize) : f == 'ttlSecondsAfterFinished' ? has(self.defaults.ttlSecondsAfterFinished) : f == 'priorityClass' ? has(self.defaults.priorityClass) : f == 'imagePullSecret' ? has(self.defaults.imagePullSecret) : f == 'tolerations' ? has(self.defaults.tolerations) : f == 'nodeSelector' ? has(self.defaults.nodeSelector) : f == 'affinity' ? has(self.defaults.affinity) : false))",message="each locked field must be set in spec.defaults, the value it is locked to",fieldPath=".locked",reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule="!has(self.locked) || self.locked.all(f, has(self.defaults) && (f == 'queue' ? has(self.defaults.queue) : f == 'gpuVendor' ? has(self.defaults.gpuVendor) : f == 'shmSize' ? has(self.defaults.shmSize) : f == 'ttlSecondsAfterFinished' ? has(self.defaults.ttlSecondsAfterFinished) : f == 'priorityClass' ? has(self.defaults.priorityClass) : f == 'imagePullSecret' ? has(self.defaults.imagePullSecret) : f == 'tolerations' ? has(self.defaults.tolerations) : f == 'nodeSelector' ? has(self.defaults.nodeSelector) : f == 'affinity' ? has(self.defaults.affinity) : f == 'queueing'))",message="each locked field must be set in spec.defaults, the value it is locked to",fieldPath=".locked",reason=FieldValueInvalid
 type KaiwoPolicySpec struct {
 	// Priority orders the policies that select the same namespace: for each
 	// default the highest priority that sets it wins. Two policies with equal
@@ -61,7 +61,7 @@ type KaiwoPolicySpec struct {
 	Limits *PolicyLimits `json:"limits,omitempty"`
 
 	// Locked names defaults that user annotations cannot override; an attempt is
-	// denied. Each locked field must be set in defaults.
+	// denied. Each locked field but queueing must be set in defaults.
 	// +optional
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=16
@@ -104,7 +104,7 @@ const (
 
 // LockedField names a default that can be locked. The list matches
 // pkg/policy.LockableFields; a test there keeps the two in step.
-// +kubebuilder:validation:Enum=affinity;gpuVendor;imagePullSecret;nodeSelector;priorityClass;queue;shmSize;tolerations;ttlSecondsAfterFinished
+// +kubebuilder:validation:Enum=affinity;gpuVendor;imagePullSecret;nodeSelector;priorityClass;queue;queueing;shmSize;tolerations;ttlSecondsAfterFinished
 type LockedField string
 
 // PolicyDefaults apply where a workload's annotations say nothing. An unset

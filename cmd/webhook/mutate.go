@@ -23,8 +23,9 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	user := fs.String("user", "", "the requesting user, as the API server would name it")
 	patch := fs.Bool("patch", false, "print the JSON patch of each document instead of the mutated YAML")
 	quiet := fs.Bool("quiet", false, "do not print warnings")
+	oldFile := fs.String("old", "", "file with the stored objects: a document of the same kind, namespace and name is previewed as an UPDATE of it")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: webhook mutate -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [--user NAME] [--patch]")
+		fmt.Fprintln(stderr, "usage: webhook mutate -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [--user NAME] [--old FILE] [--patch]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -47,6 +48,13 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "--policy %s: %v\n", *policyFile, err)
 		return 1
 	}
+	var old map[offline.ObjectKey][]byte
+	if *oldFile != "" {
+		if old, err = loadOld(*oldFile); err != nil {
+			fmt.Fprintf(stderr, "--old %s: %v\n", *oldFile, err)
+			return 1
+		}
+	}
 	in := stdin
 	if *file != "-" {
 		f, err := os.Open(*file)
@@ -61,6 +69,7 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		PolicyFor: func(string) *policy.Policy { return pol },
 		User:      *user,
 		Patch:     *patch,
+		Old:       old,
 	})
 	if !*quiet {
 		for _, d := range docs {
@@ -80,6 +89,15 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	return 0
 }
 
+func loadOld(path string) (map[offline.ObjectKey][]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return offline.LoadOld(f)
+}
+
 // loadPolicy resolves the effective policy of a namespace with the given labels from a policy file.
 func loadPolicy(path string, nsLabels map[string]string) (*policy.Policy, error) {
 	if path == "" {
@@ -90,23 +108,7 @@ func loadPolicy(path string, nsLabels map[string]string) (*policy.Policy, error)
 		return nil, err
 	}
 	defer f.Close()
-	policies, flavors, err := policy.Load(f)
-	if err != nil {
-		return nil, err
-	}
-	var compiled []*policy.Compiled
-	for i := range policies {
-		p := &policies[i]
-		if errs := policy.Validate(p); len(errs) > 0 {
-			return nil, fmt.Errorf("KaiwoPolicy %q: %w", p.Name, errs.ToAggregate())
-		}
-		c, errs := policy.Compile(p, flavors.Lookup)
-		if len(errs) > 0 {
-			return nil, fmt.Errorf("KaiwoPolicy %q: %w", p.Name, errs.ToAggregate())
-		}
-		compiled = append(compiled, c)
-	}
-	return policy.Resolve(nsLabels, compiled), nil
+	return policy.LoadResolved(f, nsLabels)
 }
 
 // parseLabels reads k=v,k=v.

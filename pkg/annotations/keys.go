@@ -73,7 +73,7 @@ var All = []Key{
 	{GPUModel, UserAnnotation, "label value, e.g. `MI300X`", "require nodes of that GPU model (node affinity on the vendor's product label)"},
 	{Queue, UserAnnotation, "LocalQueue name", "becomes label `kueue.x-k8s.io/queue-name`; default from policy (`kaiwo`)"},
 	{PriorityClass, UserAnnotation, "WorkloadPriorityClass", "becomes label `kueue.x-k8s.io/priority-class`"},
-	{Queueing, UserAnnotation, "`kueue` or `none`", "default `kueue` for Job/RayJob, `none` for Deployment/RayService"},
+	{Queueing, UserAnnotation, "`kueue` or `none`", "default `kueue` for Job/RayJob, `none` for Deployment/RayService (`servingQueueing` of the policy); `none` is denied where the policy must queue the kind"},
 	{Env, UserAnnotation, "YAML, the Kaiwo env-file format", "env vars, env from Secrets, Secret files"},
 	{WorkloadConfigMap, UserAnnotation, "ConfigMap name", "code mounted at `/workload` (jobs) or `/workload/app` (services)"},
 	{ImagePullSecret, UserAnnotation, "Secret name", "added to `imagePullSecrets`"},
@@ -82,7 +82,7 @@ var All = []Key{
 	{Container, UserAnnotation, "container name", "which container gets GPUs (default: the first app container)"},
 	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and which features were applied"},
 	{Managed, OptInLabel, "`true`", "marks a Kaiwo-managed object; set it yourself to opt in without other annotations"},
-	{User, WrittenLabel, "label value", "the requesting user, made label-safe; set once, on create"},
+	{User, WrittenLabel, "label value", "the user who created the object, made label-safe: always the requester on create, whatever the object says; cannot change or be removed later"},
 	{Team, NamespaceLabel, "label value", "conventional namespace label for a KaiwoPolicy's namespaceSelector"},
 }
 

@@ -1,6 +1,8 @@
 package mutate
 
 import (
+	"fmt"
+
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -20,10 +22,16 @@ func (d *deployment) templates() []template {
 	return []template{{path: field.NewPath("spec", "template"), spec: &d.Spec.Template}}
 }
 
+// pods: spec.replicas (default 1). The pods a rolling update adds for a moment (maxSurge) are not counted.
+func (d *deployment) pods() []pods {
+	n := int64(ptr.Deref(d.Spec.Replicas, 1))
+	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
+}
+
 func (d *deployment) check() field.ErrorList { return nil }
 
 func (d *deployment) plan(s *settings) (plan, field.ErrorList) {
-	return podPlan(d.templates()[0], ptr.Deref(d.Spec.Replicas, 1), s)
+	return podPlan(d.templates()[0], s)
 }
 
 // queue puts the queue labels on the pod template too, as Kueue's own Deployment webhook does,

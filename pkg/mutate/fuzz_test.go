@@ -84,23 +84,24 @@ func fzPolicies(f *testing.F) []*policy.Policy {
 	return []*policy.Policy{policy.Default(), fzCompile(f, fzTeamPolicy)}
 }
 
-// fzCompile loads, compiles and resolves a KaiwoPolicy for a namespace labelled kaiwo.silogen.ai/team: ml.
+// fzCompile loads, compiles and resolves a KaiwoPolicy team-ml for a namespace labelled kaiwo.silogen.ai/team: ml.
 func fzCompile(t testing.TB, doc string) *policy.Policy {
 	t.Helper()
-	docs, flavors, err := policy.Load(strings.NewReader(doc))
+	pol := fzCompileAny(t, doc)
+	if pol.Name != "team-ml" {
+		t.Fatalf("policy %q, want team-ml", pol.Name)
+	}
+	return pol
+}
+
+// fzCompileAny is fzCompile for any policies: the effective policy of a namespace labelled team: ml.
+func fzCompileAny(t testing.TB, doc string) *policy.Policy {
+	t.Helper()
+	pol, err := policy.LoadResolved(strings.NewReader(doc), map[string]string{annotations.Team: "ml"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compiled []*policy.Compiled
-	for i := range docs {
-		c, errs := policy.Compile(&docs[i], flavors.Lookup)
-		if len(errs) > 0 {
-			t.Fatal(errs.ToAggregate())
-		}
-		compiled = append(compiled, c)
-	}
-	pol := policy.Resolve(map[string]string{annotations.Team: "ml"}, compiled)
-	if pol.Err != nil || pol.Name != "team-ml" {
+	if pol.Err != nil {
 		t.Fatalf("policy %q: %v", pol.Name, pol.Err)
 	}
 	return pol
@@ -244,6 +245,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 		t.Fatalf("the mutated object does not decode: %v\n%s", err, out)
 	}
 	fzCheckSameAsJSONDiff(t, raw, out, decoded, polFor(decoded.GetNamespace()))
+	fzCheckValidates(t, out, polFor)
 	again, err := mutate.Admit(out, polFor, rwUser)
 	if err != nil {
 		t.Fatalf("Admit allows the object but denies its own output: %v\ninput:  %s\noutput: %s", err, raw, out)

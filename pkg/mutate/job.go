@@ -1,6 +1,8 @@
 package mutate
 
 import (
+	"fmt"
+
 	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -21,10 +23,20 @@ func (j *job) templates() []template {
 	return []template{{path: field.NewPath("spec", "template"), spec: &j.Spec.Template}}
 }
 
+// pods: spec.parallelism (default 1), bounded by spec.completions, as Kueue counts a Job's pods.
+func (j *job) pods() []pods {
+	n := int64(ptr.Deref(j.Spec.Parallelism, 1))
+	why := fmt.Sprintf("spec.parallelism=%d", n)
+	if c := j.Spec.Completions; c != nil && int64(*c) < n {
+		n, why = int64(*c), fmt.Sprintf("spec.completions=%d", *c)
+	}
+	return []pods{{max(n, 0), why}}
+}
+
 func (j *job) check() field.ErrorList { return nil }
 
 func (j *job) plan(s *settings) (plan, field.ErrorList) {
-	return podPlan(j.templates()[0], ptr.Deref(j.Spec.Parallelism, 1), s)
+	return podPlan(j.templates()[0], s)
 }
 
 func (j *job) queue(s *settings) ([]string, field.ErrorList) {
@@ -40,3 +52,5 @@ func (j *job) ttl() (*int32, *field.Path, bool) {
 }
 
 func (j *job) setTTL(v int32) { j.Spec.TTLSecondsAfterFinished = ptr.To(v) }
+
+func (j *job) suspended() bool { return ptr.Deref(j.Spec.Suspend, false) }

@@ -27,6 +27,9 @@ type Input struct {
 	Policy *policy.Policy
 	// User is the requesting user.
 	User string
+	// Old is the stored object on UPDATE, nil on CREATE: the user label is kept from it, and the GPU
+	// limit holds only growth.
+	Old client.Object
 }
 
 // Output is the result of a mutation that was allowed.
@@ -96,7 +99,7 @@ func Mutate(in Input) (*Output, error) {
 		return nil, &Denial{ReasonPolicy, field.ErrorList{field.InternalError(field.NewPath("metadata", "namespace"),
 			fmt.Errorf("the namespace's policy cannot be applied until an admin fixes it: %w", pol.Err))}}
 	}
-	m := &mutation{w: w, obj: obj, pol: pol}
+	m := &mutation{w: w, obj: obj, pol: pol, old: in.Old}
 	if d := m.run(in.User); d != nil {
 		return nil, d
 	}
@@ -125,6 +128,7 @@ type mutation struct {
 	w        workload
 	obj      client.Object
 	pol      *policy.Policy
+	old      client.Object // on UPDATE
 	s        *settings
 	warnings []string
 	features []string
@@ -145,7 +149,10 @@ func (m *mutation) run(user string) *Denial {
 	}
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
 	m.s = s
-	errs = append(errs, m.checkVendors()...)
+	if m.old == nil { // early, before the steps place GPUs; final checks the result, on UPDATE what changed
+		errs = append(errs, checkQueueing(kind, opts, m.pol)...)
+		errs = append(errs, checkVendors(m.w.templates(), m.pol)...)
+	}
 	if len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
 	}
@@ -156,15 +163,15 @@ func (m *mutation) run(user string) *Denial {
 	if len(errs) > 0 {
 		return &Denial{ReasonShape, errs}
 	}
-	if max := m.pol.Limits.MaxGPUsPerWorkload; max > 0 && p.workloadGPUs > int64(max) {
-		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(annotationsPath.Key(annotations.GPUs), p.workloadGPUs,
-			fmt.Sprintf("the workload's %d GPUs exceed limits.maxGpusPerWorkload (%d) of KaiwoPolicy %q", p.workloadGPUs, max, m.pol.Name))}}
-	}
+	// The GPU limit is checked on the final object (see final), where every container counts.
 	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.patch, m.gpus, m.templates}
 	for _, step := range steps {
 		if errs := step(p); len(errs) > 0 {
 			return &Denial{ReasonConflict, errs}
 		}
+	}
+	if d := m.final(kind, opts, user); d != nil {
+		return d
 	}
 	// The plan is explained only when something changed: a second pass is silent.
 	if len(m.warnings) > 0 {
@@ -176,23 +183,6 @@ func (m *mutation) run(user string) *Denial {
 	}
 	m.record(user)
 	return nil
-}
-
-// checkVendors denies GPU resources already in the templates that the policy does not allow.
-func (m *mutation) checkVendors() field.ErrorList {
-	var errs field.ErrorList
-	for _, t := range m.w.templates() {
-		for i, c := range t.spec.Spec.Containers {
-			for _, r := range gpuResources {
-				vendor := strings.TrimSuffix(string(r), ".com/gpu")
-				if n, _ := gpuQuantity(c.Resources, r); n > 0 && !m.pol.Limits.VendorAllowed(vendor) {
-					errs = append(errs, field.Invalid(t.path.Child("spec", "containers").Index(i).Child("resources").Key(string(r)), n,
-						fmt.Sprintf("vendor %q is not allowed by KaiwoPolicy %q: limits.allowedVendors is %s", vendor, m.pol.Name, quoteAll(m.pol.Limits.AllowedVendors))))
-				}
-			}
-		}
-	}
-	return errs
 }
 
 func (m *mutation) queue(plan) field.ErrorList {
@@ -278,7 +268,7 @@ func (m *mutation) gpus(p plan) field.ErrorList {
 // record writes the managed and user labels and the applied annotation.
 func (m *mutation) record(user string) {
 	labels := map[string]string{annotations.Managed: "true"}
-	if u := LabelSafe(user); u != "" && m.obj.GetLabels()[annotations.User] == "" {
+	if u := m.userLabel(user); u != "" {
 		labels[annotations.User] = u
 	}
 	setObjectLabels(m.obj, labels)

@@ -16,8 +16,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/sets"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sjson "sigs.k8s.io/json"
-
-	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
 // Patch returns the JSON patch from raw, the object as sent, to mutated. It diffs the Go values
@@ -317,60 +315,3 @@ type Result struct {
 // ErrEncodePatch marks a patch that could not be encoded, which the Go types of the supported kinds
 // rule out.
 var ErrEncodePatch = errors.New("encoding the patch")
-
-// Admit decodes raw, mutates it under pol for user, and returns the patch. It is what the server and
-// the offline command share.
-func Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
-	return AdmitUntil(raw, pol, user, nil)
-}
-
-// AdmitUntil is Admit that calls stop, if not nil, between its stages (decode, mutate, patch, encode)
-// and returns its error if it has one: the caller's deadline, checked without the core knowing of it.
-func AdmitUntil(raw []byte, pol func(namespace string) *policy.Policy, user string, stop func() error) (*Result, error) {
-	if stop == nil {
-		stop = func() error { return nil }
-	}
-	if err := stop(); err != nil {
-		return nil, err
-	}
-	if d := checkSize(raw); d != nil {
-		return nil, d
-	}
-	obj, kind, err := Decode(raw)
-	if err != nil {
-		return nil, err
-	}
-	if err := stop(); err != nil {
-		return nil, err
-	}
-	out, err := Mutate(Input{Object: obj, Raw: raw, Policy: pol(obj.GetNamespace()), User: user})
-	if err != nil {
-		return nil, err
-	}
-	res := &Result{Kind: kind, Managed: out.Managed, Warnings: out.Warnings, Features: out.Features}
-	if !out.Managed {
-		return res, nil
-	}
-	if err := stop(); err != nil {
-		return nil, err
-	}
-	if res.Patch, err = Patch(raw, obj, out.Object); err != nil {
-		return nil, err
-	}
-	if d := checkPatch(len(res.Patch), nil); d != nil {
-		return nil, d
-	}
-	if len(res.Patch) == 0 {
-		return res, nil
-	}
-	if err := stop(); err != nil {
-		return nil, err
-	}
-	if res.PatchJSON, err = EncodePatch(res.Patch); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrEncodePatch, err)
-	}
-	if d := checkPatch(len(res.Patch), res.PatchJSON); d != nil {
-		return nil, d
-	}
-	return res, nil
-}

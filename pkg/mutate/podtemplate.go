@@ -3,6 +3,7 @@ package mutate
 import (
 	"fmt"
 	"hash/fnv"
+	"math"
 	"slices"
 	"strings"
 
@@ -10,6 +11,8 @@ import (
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 )
 
 // Names of the volumes the webhook adds.
@@ -93,10 +96,16 @@ func setGPUs(c *corev1.Container, p *field.Path, res corev1.ResourceName, n int6
 	if n == 0 {
 		return false, nil
 	}
+	cpu, okCPU := mulChecked(cpuPer.MilliValue(), n)
+	mem, okMem := mulChecked(memPer.Value(), n)
+	if !okCPU || !okMem {
+		return false, field.Invalid(annotationsPath.Key(annotations.GPUs), n,
+			fmt.Sprintf("GPUs per pod times the policy's %s CPU and %s memory per GPU do not fit a Kubernetes quantity; ask for fewer GPUs", cpuPer.String(), memPer.String()))
+	}
 	changed := false
 	changed = fillPair(&c.Resources, res, *resource.NewQuantity(n, resource.DecimalSI)) || changed
-	changed = fillPair(&c.Resources, corev1.ResourceCPU, *resource.NewMilliQuantity(cpuPer.MilliValue()*n, resource.DecimalSI)) || changed
-	changed = fillPair(&c.Resources, corev1.ResourceMemory, *resource.NewQuantity(memPer.Value()*n, memPer.Format)) || changed
+	changed = fillPair(&c.Resources, corev1.ResourceCPU, *resource.NewMilliQuantity(cpu, resource.DecimalSI)) || changed
+	changed = fillPair(&c.Resources, corev1.ResourceMemory, *resource.NewQuantity(mem, memPer.Format)) || changed
 	return changed, nil
 }
 
@@ -197,15 +206,15 @@ func addMount(c *corev1.Container, p *field.Path, m corev1.VolumeMount, mounts *
 	return false, nil
 }
 
-// secretVolumeName is a stable, valid volume name for a Secret.
+// secretVolumeName is a stable, valid volume name for a Secret, unique per Secret: a name that had to
+// change to be valid (a '.' in it, or too long) gets a hash of the Secret's name, so db.prod and db-prod
+// do not share a volume. Names that are valid as they are keep the plain form.
 func secretVolumeName(secret string) string {
 	name := secretPrefix + strings.ReplaceAll(secret, ".", "-")
-	if len(name) <= 63 {
+	if len(name) <= 63 && !strings.Contains(secret, ".") {
 		return name
 	}
-	h := fnv.New32a()
-	h.Write([]byte(secret))
-	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:54], "-"), h.Sum32())
+	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:min(len(name), 54)], "-"), fnv32(secret))
 }
 
 // addToleration adds t unless an equal one is there.
@@ -250,11 +259,9 @@ func requireNodeLabel(spec *corev1.PodSpec, key, value string) bool {
 // requestsGPUs reports whether any template asks for a GPU.
 func requestsGPUs(ts []template) bool {
 	return slices.ContainsFunc(ts, func(t template) bool {
-		for _, c := range append(slices.Clone(t.spec.Spec.InitContainers), t.spec.Spec.Containers...) {
-			for _, r := range gpuResources {
-				if n, _ := gpuQuantity(c.Resources, r); n > 0 {
-					return true
-				}
+		for _, r := range podGPUResources(&t.spec.Spec) {
+			if n, err := podGPUs(&t.spec.Spec, t.path, r); n > 0 || err != nil {
+				return true
 			}
 		}
 		return false
@@ -268,11 +275,13 @@ func fnv32(s string) uint32 {
 }
 
 // podPlan is the plan of a kind with one pod template and GPUs per pod.
-func podPlan(t template, pods int32, s *settings) (plan, field.ErrorList) {
+func podPlan(t template, s *settings) (plan, field.ErrorList) {
 	if s.gpus == nil {
 		n, _ := templateGPUs(t.spec)
-		return plan{replicas: 1, perReplica: int32(n), workloadGPUs: n * int64(pods)}, nil
+		if n < 0 || n > math.MaxInt32 {
+			return plan{}, field.ErrorList{field.Invalid(t.path.Child("spec", "containers"), n, "GPUs per pod must be from 0 to 2147483647")}
+		}
+		return plan{replicas: 1, perReplica: int32(n)}, nil
 	}
-	p := plan{replicas: 1, perReplica: *s.gpus, workloadGPUs: int64(*s.gpus) * int64(pods), target: &t}
-	return p, nil
+	return plan{replicas: 1, perReplica: *s.gpus, target: &t}, nil
 }

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 
@@ -43,6 +44,14 @@ func (r *rayJob) templates() []template {
 		ts = append(ts, template{path: field.NewPath("spec", "submitterPodTemplate"), spec: r.Spec.SubmitterPodTemplate})
 	}
 	return ts
+}
+
+func (r *rayJob) pods() []pods {
+	ps := rayPods(r.Spec.RayClusterSpec, rayJobCluster)
+	if r.Spec.SubmitterPodTemplate != nil {
+		ps = append(ps, onePod())
+	}
+	return ps
 }
 
 func (r *rayJob) check() field.ErrorList {
@@ -100,6 +109,8 @@ func (r *rayService) object() client.Object { return (*rayv1.RayService)(r) }
 func (r *rayService) templates() []template {
 	return clusterTemplates(&r.Spec.RayClusterSpec, rayServiceCluster)
 }
+
+func (r *rayService) pods() []pods { return rayPods(&r.Spec.RayClusterSpec, rayServiceCluster) }
 
 func (r *rayService) check() field.ErrorList { return nil }
 
@@ -175,6 +186,9 @@ func planRay(c *rayv1.RayClusterSpec, clusterPath *field.Path, s *settings) (pla
 	}
 
 	perTemplate, _ := templateGPUs(&g.Template)
+	if perTemplate < 0 || perTemplate > math.MaxInt32 {
+		return plan{}, field.ErrorList{field.Invalid(t.path.Child("spec", "containers"), perTemplate, "GPUs per worker must be from 0 to 2147483647")}
+	}
 	workers, per, note, err := rayShape(s, annots, int32(perTemplate), t.path)
 	if err != nil {
 		return plan{}, field.ErrorList{err}
@@ -188,9 +202,9 @@ func planRay(c *rayv1.RayClusterSpec, clusterPath *field.Path, s *settings) (pla
 			}
 		}
 		w := ptr.Deref(g.Replicas, 1)
-		return plan{replicas: w, perReplica: n, workloadGPUs: int64(w) * int64(max(g.NumOfHosts, 1)) * int64(n)}, nil
+		return plan{replicas: w, perReplica: n}, nil
 	}
-	p := plan{replicas: workers, perReplica: per, workloadGPUs: int64(workers) * int64(per), target: &t}
+	p := plan{replicas: workers, perReplica: per, target: &t}
 	if per == 0 {
 		p.target = nil
 	}
@@ -304,3 +318,7 @@ func largestDivisor(n, max int64) int64 {
 	}
 	return best
 }
+
+func (r *rayJob) suspended() bool { return r.Spec.Suspend }
+
+func (r *rayService) suspended() bool { return ptr.Deref(r.Spec.RayClusterSpec.Suspend, false) }

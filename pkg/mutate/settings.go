@@ -113,7 +113,7 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 		if d.ImagePullSecret != "" {
 			locked(annotations.ImagePullSecret, policy.FieldImagePullSecret, o.PullSecret, d.ImagePullSecret)
 		}
-		if !l.SecretAllowed(o.PullSecret) {
+		if o.PullSecret != d.ImagePullSecret && !l.SecretAllowed(o.PullSecret) { // the policy's own is allowed
 			errs = append(errs, secretDenied(annotationsPath.Key(annotations.ImagePullSecret), o.PullSecret, pol))
 		}
 	}

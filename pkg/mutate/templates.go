@@ -236,7 +236,7 @@ func (m *mutation) affinity(ps *corev1.PodSpec, path *field.Path) (bool, *field.
 	case ps.Affinity == nil:
 		ps.Affinity = a.DeepCopy()
 		return true, nil
-	case m.pol.IsLocked(policy.FieldAffinity) && !apiequality.Semantic.DeepEqual(ps.Affinity, a):
+	case m.pol.IsLocked(policy.FieldAffinity) && !(&lockedTemplate{pol: m.pol, gpuModel: modelRequirement(m.pol, m.s.opts)}).affinityAllowed(ps.Affinity):
 		return false, field.Forbidden(path.Child("spec", "affinity"), fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.affinity applies and cannot be replaced", m.pol.Name))
 	}
 	return false, nil

@@ -128,8 +128,6 @@ type template struct {
 type plan struct {
 	// replicas and perReplica feed NUM_REPLICAS and NUM_GPUS_PER_REPLICA; NUM_GPUS is their product.
 	replicas, perReplica int32
-	// workloadGPUs counts toward the policy's maxGpusPerWorkload.
-	workloadGPUs int64
 	// target gets perReplica GPUs on its GPU container; nil places nothing.
 	target *template
 	notes  []string
@@ -140,6 +138,8 @@ type workload interface {
 	object() client.Object
 	// templates lists every managed pod template in a stable order.
 	templates() []template
+	// pods is, for each template in the order of templates, the most pods of it that run at once.
+	pods() []pods
 	// check reports what the kind cannot take at all.
 	check() field.ErrorList
 	// plan decides GPU placement for s.gpus; it may set worker counts.

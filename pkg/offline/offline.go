@@ -22,6 +22,9 @@ type Options struct {
 	User      string
 	// Patch prints the JSON patch of each document instead of the mutated document.
 	Patch bool
+	// Old holds stored objects, as JSON: a document of the same kind, namespace and name is previewed as
+	// an UPDATE of it (see LoadOld).
+	Old map[ObjectKey][]byte
 }
 
 // Document is the outcome for one input document.
@@ -42,25 +45,36 @@ func Run(in io.Reader, opts Options) ([]Document, error) {
 		def := policy.Default()
 		policyFor = func(string) *policy.Policy { return def }
 	}
-	reader := yaml.NewYAMLReader(bufio.NewReader(in))
 	var docs []Document
+	err := eachDocument(in, func(i int, chunk []byte) error {
+		doc, err := one(i, chunk, policyFor, opts)
+		if err == nil {
+			docs = append(docs, doc)
+		}
+		return err
+	})
+	return docs, err
+}
+
+// eachDocument calls f with each document of a multi-document YAML stream that holds more than comments,
+// counted from 0; it stops at f's first error.
+func eachDocument(in io.Reader, f func(i int, chunk []byte) error) error {
+	reader := yaml.NewYAMLReader(bufio.NewReader(in))
 	for i := 0; ; i++ {
 		chunk, err := reader.Read()
 		if errors.Is(err, io.EOF) {
-			return docs, nil
+			return nil
 		}
 		if err != nil {
-			return docs, fmt.Errorf("document %d: %w", i, err)
+			return fmt.Errorf("document %d: %w", i, err)
 		}
 		if len(bytes.TrimSpace(stripComments(chunk))) == 0 {
 			i--
 			continue
 		}
-		doc, err := one(i, chunk, policyFor, opts)
-		if err != nil {
-			return docs, err
+		if err := f(i, chunk); err != nil {
+			return err
 		}
-		docs = append(docs, doc)
 	}
 }
 
@@ -69,26 +83,36 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 	if err != nil {
 		return Document{}, fmt.Errorf("document %d: not YAML: %w", i, err)
 	}
-	var meta struct {
-		Kind     string `json:"kind"`
-		Metadata struct {
-			Name string `json:"name"`
-		} `json:"metadata"`
-	}
-	if err := json.Unmarshal(raw, &meta); err != nil {
+	key, err := keyOf(raw)
+	if err != nil {
 		return Document{}, fmt.Errorf("document %d: not a Kubernetes object: %w", i, err)
 	}
-	doc := Document{Index: i, Kind: meta.Kind, Name: meta.Metadata.Name}
+	doc := Document{Index: i, Kind: key.Kind, Name: key.Name}
 	if _, _, err := mutate.Decode(raw); err != nil {
+		// A kind the webhook does not handle: the validating webhook still refuses GPUs in Enforce.
+		if err := mutate.ValidateUnhandled(raw, policyFor(key.Namespace)); err != nil {
+			return doc, fmt.Errorf("document %d (%s %s): %w", i, key.Kind, key.Name, err)
+		}
 		doc.Output = chunk
 		if opts.Patch {
 			doc.Output = []byte("[]\n")
 		}
 		return doc, nil
 	}
-	res, err := mutate.Admit(raw, policyFor, opts.User)
+	old := oldFor(opts.Old, key)
+	var res *mutate.Result
+	if old != nil {
+		res, err = mutate.AdmitUpdate(raw, old, policyFor, opts.User)
+	} else {
+		res, err = mutate.Admit(raw, policyFor, opts.User)
+	}
+	if err == nil {
+		var warnings []string
+		warnings, err = validate(raw, res.Patch, old, policyFor(key.Namespace), opts.User)
+		res.Warnings = append(res.Warnings, warnings...)
+	}
 	if err != nil {
-		return doc, fmt.Errorf("document %d (%s %s): %w", i, meta.Kind, meta.Metadata.Name, err)
+		return doc, fmt.Errorf("document %d (%s %s): %w", i, key.Kind, key.Name, err)
 	}
 	doc.Managed, doc.Warnings = res.Managed, res.Warnings
 	if opts.Patch {

@@ -30,10 +30,13 @@ const (
 	FieldTolerations     = "tolerations"
 	FieldNodeSelector    = "nodeSelector"
 	FieldAffinity        = "affinity"
+	// FieldQueueing locks how each kind is queued: Jobs and RayJobs in Kueue, serving kinds as
+	// defaults.servingQueueing says; the kaiwo.silogen.ai/queueing annotation cannot change it.
+	FieldQueueing = "queueing"
 )
 
 // LockableFields lists what spec.locked may name.
-var LockableFields = []string{FieldAffinity, FieldGPUVendor, FieldImagePullSecret, FieldNodeSelector, FieldPriorityClass, FieldQueue, FieldShmSize, FieldTolerations, FieldTTL}
+var LockableFields = []string{FieldAffinity, FieldGPUVendor, FieldImagePullSecret, FieldNodeSelector, FieldPriorityClass, FieldQueue, FieldQueueing, FieldShmSize, FieldTolerations, FieldTTL}
 
 // BuiltinName names the built-in default policy in records and messages.
 const BuiltinName = "builtin-default"

@@ -16,8 +16,10 @@ import (
 // given every compiled KaiwoPolicy. It is a pure function; Index caches it.
 //
 // The policies whose namespaceSelector matches are merged, ordered by priority,
-// highest first, ties broken by name (the name that sorts first wins; the
-// validating webhook rejects such ties, see ValidateSet):
+// highest first, ties broken by name (the validating webhook rejects such ties,
+// see ValidateSet; a namespace label change can still make one, and then a
+// default that either policy locks comes from the policy that locks it, the
+// other defaults from the name that sorts first, with a warning naming both):
 //
 //   - none: Default(), the built-in policy, in OptIn mode;
 //   - defaults: field by field, the highest-priority policy that sets a field
@@ -88,8 +90,20 @@ func merge(matched []*Compiled) *Policy {
 			p.Mode = Enforce
 		}
 		if i > 0 && matched[i-1].Priority == c.Priority {
-			p.Warnings = append(p.Warnings, fmt.Sprintf("KaiwoPolicies %q and %q have the same priority %d and both select this namespace; %q wins by name",
+			p.Warnings = append(p.Warnings, fmt.Sprintf("KaiwoPolicies %q and %q have the same priority %d and both select this namespace; "+
+				"a field either locks takes the locking policy's value, other fields come from %q (by name)",
 				matched[i-1].Name, c.Name, c.Priority, matched[i-1].Name))
+		}
+		if i == 0 || matched[i-1].Priority != c.Priority {
+			// Among policies of equal priority, a lock wins over the other's default: never the weaker value.
+			for _, t := range matched[i:] {
+				if t.Priority != c.Priority {
+					break
+				}
+				take := t.set & lockedSet(t.locked) &^ done
+				mergeDefaults(&p.Defaults, &t.defaults, take)
+				done |= take
+			}
 		}
 		mergeDefaults(&p.Defaults, &c.defaults, c.set&^done)
 		done |= c.set
@@ -131,6 +145,21 @@ func merge(matched []*Compiled) *Policy {
 		p.Warnings = append(p.Warnings, fmt.Sprintf("the default GPU vendor %q is not an allowed vendor %q; workloads must name one", p.Defaults.GPUVendor, p.Limits.AllowedVendors))
 	}
 	return p
+}
+
+// lockedFields maps the lockable fields to the defaults they lock.
+var lockedFields = map[string]fieldSet{
+	FieldQueue: setQueue, FieldGPUVendor: setGPUVendor, FieldShmSize: setShmSize, FieldTTL: setTTL,
+	FieldPriorityClass: setPriorityClass, FieldImagePullSecret: setImagePullSecret, FieldTolerations: setTolerations,
+	FieldNodeSelector: setNodeSelector, FieldAffinity: setAffinity, FieldQueueing: setServingQueueing,
+}
+
+func lockedSet(locked []string) fieldSet {
+	var s fieldSet
+	for _, f := range locked {
+		s |= lockedFields[f]
+	}
+	return s
 }
 
 // mergeDefaults copies the fields in take from src to dst.

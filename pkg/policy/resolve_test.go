@@ -111,7 +111,36 @@ func TestResolve(t *testing.T) {
 				p.Name, p.Generation = "alpha", 1
 				p.Sources = []Source{{Name: "alpha", Generation: 1}, {Name: "zeta", Generation: 1}}
 				p.Defaults.Queue = "from-alpha"
-				p.Warnings = []string{`KaiwoPolicies "alpha" and "zeta" have the same priority 5 and both select this namespace; "alpha" wins by name`}
+				p.Warnings = []string{`KaiwoPolicies "alpha" and "zeta" have the same priority 5 and both select this namespace; a field either locks takes the locking policy's value, other fields come from "alpha" (by name)`}
+			}),
+		},
+		"equal priority: a lock wins over the other's default, whatever the names": {
+			labels: map[string]string{teamLabel: "ml"},
+			policies: []*v1alpha1.KaiwoPolicy{
+				makePolicy("strict").Selector(all).Priority(5).Queue("team-ml").TTL(600).Locked("queue").Obj(),
+				makePolicy("open").Selector(all).Priority(5).Queue("anything").TTL(60).PriorityClass("high").Obj(),
+			},
+			want: withDefaults(func(p *Policy) {
+				p.Name, p.Generation = "open", 1
+				p.Sources = []Source{{Name: "open", Generation: 1}, {Name: "strict", Generation: 1}}
+				p.Defaults.Queue = "team-ml"
+				p.Defaults.TTLSecondsAfterFinished = ptr.To[int32](60)
+				p.Defaults.PriorityClass = "high"
+				p.Locked = []string{"queue"}
+				p.Warnings = []string{`KaiwoPolicies "open" and "strict" have the same priority 5 and both select this namespace; a field either locks takes the locking policy's value, other fields come from "open" (by name)`}
+			}),
+		},
+		"a lock of a lower priority does not take the value from a higher one": {
+			labels: map[string]string{teamLabel: "ml"},
+			policies: []*v1alpha1.KaiwoPolicy{
+				makePolicy("low").Selector(all).Priority(1).Queue("low-q").Locked("queue").Obj(),
+				makePolicy("high").Selector(all).Priority(9).Queue("high-q").Obj(),
+			},
+			want: withDefaults(func(p *Policy) {
+				p.Name, p.Generation = "high", 1
+				p.Sources = []Source{{Name: "high", Generation: 1}, {Name: "low", Generation: 1}}
+				p.Defaults.Queue = "high-q"
+				p.Locked = []string{"queue"}
 			}),
 		},
 		"an invalid policy fails its namespaces closed": {

@@ -225,6 +225,8 @@ func defaultSet(d *v1alpha1.PolicyDefaults, name string) bool {
 		return false
 	}
 	switch name {
+	case FieldQueueing: // locked to the built-in rule and defaults.servingQueueing, which has a default
+		return true
 	case FieldQueue:
 		return d.Queue != ""
 	case FieldGPUVendor:

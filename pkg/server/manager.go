@@ -25,6 +25,7 @@ import (
 const (
 	MutatePath         = "/mutate"
 	ValidatePolicyPath = "/validate-kaiwopolicy"
+	ValidatePath       = "/validate"
 )
 
 // Options configure the server.
@@ -79,6 +80,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	index := policy.NewIndex()
 	sync := &controller.IndexSync{Index: index, Reader: mgr.GetAPIReader()}
+	// The workload validator reads the Deployment behind a scale-up uncached (the API reader).
+	mgr.GetWebhookServer().Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{
+		Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}})
 	if err := sync.Setup(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("policy index: %w", err)
 	}

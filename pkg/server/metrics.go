@@ -6,6 +6,9 @@ import (
 
 // Metrics are the webhook's own Prometheus metrics; controller-runtime adds its webhook metrics beside them.
 type Metrics struct {
+	// Validation are the workload validator's.
+	Validation *ValidationMetrics
+
 	Requests  *prometheus.CounterVec
 	Latency   *prometheus.HistogramVec
 	Mutations *prometheus.CounterVec
@@ -16,6 +19,7 @@ type Metrics struct {
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		Validation: newValidationMetrics(reg),
 		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kaiwo_webhook_requests_total",
 			Help: "Admission requests received, by kind and operation.",

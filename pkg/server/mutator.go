@@ -60,7 +60,12 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		m.Log.Error(err, "resolving policy", "namespace", req.Namespace)
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), "error"
 	}
-	res, err := mutate.AdmitUntil(req.Object.Raw, func(string) *policy.Policy { return pol }, req.UserInfo.Username, ctx.Err)
+	r := mutate.Request{Raw: req.Object.Raw, Policy: func(string) *policy.Policy { return pol }, User: req.UserInfo.Username, Stop: ctx.Err}
+	if req.Operation == admissionv1.Update {
+		// The stored object keeps the user label recorded at creation; the GPU limit holds growth.
+		r.OldRaw = req.OldObject.Raw
+	}
+	res, err := mutate.AdmitRequest(r)
 	var denial *mutate.Denial
 	switch {
 	case ctx.Err() != nil:

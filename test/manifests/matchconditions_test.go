@@ -1,23 +1,18 @@
 package manifests_test
 
 import (
-	"context"
 	"testing"
 
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apiserver/pkg/admission"
 	plugincel "k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
-	"k8s.io/apiserver/pkg/authentication/user"
 	"k8s.io/apiserver/pkg/cel/environment"
 
 	"github.com/silogen/kaiwo-webhook/internal/testobj"
@@ -28,7 +23,7 @@ import (
 var celEnv = environment.MustBaseEnvSet(environment.DefaultCompatibilityVersion())
 
 // TestMatchConditionsCompile compiles every match condition as the
-// kube-apiserver validates a new MutatingWebhookConfiguration: the stateless
+// kube-apiserver validates a new Mutating- or ValidatingWebhookConfiguration: the stateless
 // strict compiler, the environment for new expressions, the authorizer
 // variables declared, a bool result.
 func TestMatchConditionsCompile(t *testing.T) {
@@ -36,7 +31,8 @@ func TestMatchConditionsCompile(t *testing.T) {
 	for name, objs := range renders(t) {
 		t.Run(name, func(t *testing.T) {
 			m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", ""))
-			for _, w := range m.Webhooks {
+			v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", ""))
+			for _, w := range append(v.Webhooks, mutatingAsValidating(m.Webhooks)...) {
 				for _, c := range w.MatchConditions {
 					for _, msg := range validation.IsQualifiedName(c.Name) {
 						t.Errorf("%s: condition name %q: %s", w.Name, c.Name, msg)
@@ -210,27 +206,7 @@ func TestMatchConditions(t *testing.T) {
 // kube-apiserver's webhook dispatcher does.
 func match(t *testing.T, w admissionregistrationv1.MutatingWebhook, obj runtime.Object) matchconditions.MatchResult {
 	t.Helper()
-	var exprs []plugincel.ExpressionAccessor
-	for _, c := range w.MatchConditions {
-		exprs = append(exprs, &matchconditions.MatchCondition{Name: c.Name, Expression: c.Expression})
-	}
-	eval := plugincel.NewConditionCompiler(celEnv).CompileCondition(exprs,
-		plugincel.OptionalVariableDeclarations{HasAuthorizer: true}, environment.StoredExpressions)
-	matcher := matchconditions.NewMatcher(eval, w.FailurePolicy, "webhook", "admit", w.Name)
-
-	gvk := obj.GetObjectKind().GroupVersionKind()
-	accessor, err := meta.Accessor(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gvr := schema.GroupVersionResource{Group: gvk.Group, Version: gvk.Version, Resource: w.Rules[0].Resources[0]}
-	attrs := admission.NewAttributesRecord(obj, nil, gvk, accessor.GetNamespace(), accessor.GetName(), gvr, "",
-		admission.Create, &metav1.CreateOptions{}, false, &user.DefaultInfo{Name: "alice@example.com"})
-	versioned, err := admission.NewVersionedAttributes(attrs, gvk, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return matcher.Match(context.Background(), versioned, nil, nil)
+	return matchRequest(t, mutatingAsValidating([]admissionregistrationv1.MutatingWebhook{w})[0], admission.Create, obj, nil)
 }
 
 func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured {

@@ -1,0 +1,105 @@
+package mutate
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// podOwners are the controllers whose objects come from a template a handled workload (or this check) has
+// already seen: a Job's Pods, a Deployment's ReplicaSets and their Pods, a RayJob's or RayService's
+// RayCluster and its Pods.
+var podOwners = map[string]bool{
+	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true,
+	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
+}
+
+// ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
+// RayCluster, a StatefulSet, ...): in an Enforce namespace, one that asks anywhere for amd.com/gpu or
+// nvidia.com/gpu (any resources.limits or resources.requests in the object, so every pod template of every
+// kind is covered) is denied with a message naming the supported kinds. An object whose controller (owner
+// reference with controller: true) is a handled kind, a ReplicaSet or a RayCluster passes: its template was
+// checked when its workload was. The owner reference is what the object says: a user who writes one to an
+// object of such a kind they own gets past this check (see docs/policy.md).
+func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
+	if pol == nil {
+		pol = policy.Default()
+	}
+	if pol.Mode != policy.Enforce {
+		return nil
+	}
+	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return fmt.Errorf("decoding object: want a JSON object")
+	}
+	if doc.Get("metadata.deletionTimestamp").Exists() {
+		return nil
+	}
+	for _, o := range doc.Get("metadata.ownerReferences").Array() {
+		if o.Get("controller").Bool() && podOwners[o.Get("apiVersion").String()+" "+o.Get("kind").String()] {
+			return nil
+		}
+	}
+	p, q := findGPU(doc.Get("spec"), field.NewPath("spec"), 0)
+	if p == nil {
+		return nil
+	}
+	kind := doc.Get("apiVersion").String() + " " + doc.Get("kind").String()
+	return &Denial{ReasonUnsupported, field.ErrorList{field.Forbidden(p, fmt.Sprintf(
+		"%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo cannot yet apply the policy to a %s: use one of %s",
+		p, q, pol.Name, strings.TrimSpace(kind), supportedKinds()))}}
+}
+
+// maxDepth bounds the walk; the API server bounds the nesting of objects too.
+const maxDepth = 64
+
+// findGPU finds a GPU resource with a non-zero quantity under any resources.limits or resources.requests
+// in v, and returns its path and quantity.
+func findGPU(v gjson.Result, p *field.Path, depth int) (*field.Path, string) {
+	if depth > maxDepth {
+		return nil, ""
+	}
+	var found *field.Path
+	var qty string
+	switch {
+	case v.IsObject():
+		v.ForEach(func(k, e gjson.Result) bool {
+			key := k.String()
+			if key == "resources" && e.IsObject() {
+				for _, list := range []string{"limits", "requests"} {
+					e.Get(list).ForEach(func(r, q gjson.Result) bool {
+						if _, ok := gpuVendorOf(corev1.ResourceName(r.String())); ok && !zeroQuantity(q) {
+							found, qty = p.Child(key, list).Key(r.String()), q.String()
+						}
+						return found == nil
+					})
+					if found != nil {
+						return false
+					}
+				}
+			}
+			found, qty = findGPU(e, p.Child(key), depth+1)
+			return found == nil
+		})
+	case v.IsArray():
+		i := 0
+		v.ForEach(func(_, e gjson.Result) bool {
+			found, qty = findGPU(e, p.Index(i), depth+1)
+			i++
+			return found == nil
+		})
+	}
+	return found, qty
+}
+
+// zeroQuantity reports a quantity that is zero; one that does not parse counts as a request.
+func zeroQuantity(v gjson.Result) bool {
+	q, err := resource.ParseQuantity(v.String())
+	return err == nil && q.IsZero()
+}

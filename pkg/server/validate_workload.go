@@ -1,0 +1,200 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	admissionv1 "k8s.io/api/admission/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	sjson "sigs.k8s.io/json"
+
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// unhandled are the GPU-capable kinds the webhook does not manage yet; in Enforce namespaces the core
+// denies them when they ask for GPUs (mutate.ValidateUnhandled).
+var unhandled = map[schema.GroupResource]bool{
+	{Group: "", Resource: "pods"}:              true,
+	{Group: "ray.io", Resource: "rayclusters"}: true,
+	{Group: "apps", Resource: "replicasets"}:   true,
+	{Group: "apps", Resource: "statefulsets"}:  true,
+	{Group: "apps", Resource: "daemonsets"}:    true,
+	{Group: "batch", Resource: "cronjobs"}:     true,
+}
+
+var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
+
+// WorkloadValidator answers the validating admission requests for workloads: it sees the final object,
+// after every mutating webhook, and refuses what the policy does not allow. It never changes anything.
+type WorkloadValidator struct {
+	Policies Policies
+	// Reader reads the Deployment behind a scale request. It is uncached (the manager's API reader):
+	// scale-ups are rare, and a cache of every Deployment would cost memory on every replica.
+	Reader  client.Reader
+	Metrics *Metrics
+	Log     logr.Logger
+}
+
+var _ admission.Handler = (*WorkloadValidator)(nil)
+
+// Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments, and CREATE and
+// UPDATE of the GPU-capable kinds not handled yet. A denial is 403 with the core's message; an object
+// that does not decode is 400; a policy or Deployment it cannot read is 503.
+func (v *WorkloadValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := time.Now()
+	kind := requestKind(req)
+	v.Metrics.Validation.Requests.WithLabelValues(kind, string(req.Operation)).Inc()
+	resp, result := v.handle(ctx, req, kind)
+	v.Metrics.Validation.Latency.WithLabelValues(kind, result).Observe(time.Since(start).Seconds())
+	return resp
+}
+
+// requestKind names what a request is about for metrics: the object's kind, or for a subresource
+// the resource and subresource (a scale request's kind is Scale, whatever it scales).
+func requestKind(req admission.Request) string {
+	if req.SubResource != "" {
+		return req.Resource.Resource + "/" + req.SubResource
+	}
+	return req.Kind.Kind
+}
+
+func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, kind string) (admission.Response, string) {
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return admission.Allowed(""), "skipped"
+	}
+	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
+	switch {
+	case req.SubResource == "scale" && gr == deployments:
+		return v.scale(ctx, req, kind)
+	case req.SubResource != "":
+		return admission.Allowed("subresource not validated by Kaiwo"), "skipped"
+	case unhandled[gr]:
+		if len(req.Object.Raw) == 0 {
+			return v.badRequest(kind, fmt.Errorf("kaiwo: the %s request carries no object", kind))
+		}
+		pol, resp, ok := v.policy(ctx, req)
+		if !ok {
+			return resp, "error"
+		}
+		return v.decide(kind, req, pol, nil, mutate.ValidateUnhandled(req.Object.Raw, pol))
+	}
+	if _, ok := mutate.KindFor(schema.GroupVersionKind(req.Kind)); !ok {
+		return admission.Allowed("kind not handled by Kaiwo"), "skipped"
+	}
+	r := mutate.Review{Operation: string(req.Operation), Raw: req.Object.Raw, User: req.UserInfo.Username}
+	var err error
+	if r.Object, _, err = mutate.Decode(req.Object.Raw); err != nil {
+		return v.badRequest(kind, err)
+	}
+	if req.Operation == admissionv1.Update {
+		// The API server always sends the old object on UPDATE; without it the rules about later
+		// changes (queue, user label, growth) cannot be checked, so it is not guessed.
+		if len(req.OldObject.Raw) == 0 {
+			return v.badRequest(kind, fmt.Errorf("kaiwo: UPDATE of %s %s/%s without the old object", kind, req.Namespace, req.Name))
+		}
+		r.OldRaw = req.OldObject.Raw
+		if r.Old, _, err = mutate.Decode(req.OldObject.Raw); err != nil {
+			return v.badRequest(kind, fmt.Errorf("old object: %w", err))
+		}
+	}
+	pol, resp, ok := v.policy(ctx, req)
+	if !ok {
+		return resp, "error"
+	}
+	r.Policy = pol
+	warnings, err := mutate.Validate(r)
+	return v.decide(kind, req, pol, warnings, err)
+}
+
+// scale checks a Deployment's scale-up against the policy; the Scale object says only the replicas,
+// so the Deployment is read for its pod template. A scale that does not grow passes unread.
+func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string) (admission.Response, string) {
+	replicas, err := scaleReplicas(req.Object.Raw)
+	if err != nil {
+		return v.badRequest(kind, err)
+	}
+	if len(req.OldObject.Raw) > 0 {
+		if old, err := scaleReplicas(req.OldObject.Raw); err == nil && replicas <= old {
+			return admission.Allowed(""), "skipped"
+		}
+	}
+	var d appsv1.Deployment
+	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &d); err != nil {
+		if apierrors.IsNotFound(err) {
+			// The API server answers NotFound itself after admission; nothing to scale.
+			return admission.Allowed(""), "skipped"
+		}
+		v.Log.Error(err, "reading the Deployment of a scale request", "namespace", req.Namespace, "name", req.Name)
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read Deployment %s/%s to check its scale: %w", req.Namespace, req.Name, err)), "error"
+	}
+	d.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	pol, resp, ok := v.policy(ctx, req)
+	if !ok {
+		return resp, "error"
+	}
+	return v.decide(kind, req, pol, nil, mutate.ValidateScale(&d, replicas, pol))
+}
+
+// scaleReplicas reads spec.replicas of an autoscaling/v1 Scale.
+func scaleReplicas(raw []byte) (int32, error) {
+	if len(raw) == 0 {
+		return 0, errors.New("kaiwo: the scale request carries no Scale object")
+	}
+	var s struct {
+		Spec struct {
+			Replicas *int32 `json:"replicas"`
+		} `json:"spec"`
+	}
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &s); err != nil {
+		return 0, fmt.Errorf("kaiwo: decoding Scale: %w", err)
+	}
+	if s.Spec.Replicas == nil {
+		return 0, nil // omitted: 0, as the API server decodes it (replicas is omitempty)
+	}
+	return *s.Spec.Replicas, nil
+}
+
+func (v *WorkloadValidator) policy(ctx context.Context, req admission.Request) (*policy.Policy, admission.Response, bool) {
+	pol, err := v.Policies.For(ctx, req.Namespace)
+	if err != nil {
+		v.Log.Error(err, "resolving policy", "namespace", req.Namespace)
+		return nil, admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), false
+	}
+	return pol, admission.Response{}, true
+}
+
+// decide turns the core's answer into the response: a Denial is 403 with its message, any other
+// error a bad request (400).
+func (v *WorkloadValidator) decide(kind string, req admission.Request, pol *policy.Policy, warnings []string, err error) (admission.Response, string) {
+	var denial *mutate.Denial
+	switch {
+	case errors.As(err, &denial):
+		v.Metrics.Validation.Denials.WithLabelValues(kind, denial.Reason).Inc()
+		v.Log.V(1).Info("denied", "kind", kind, "operation", req.Operation, "namespace", req.Namespace, "name", req.Name, "reason", denial.Reason, "policy", policyName(pol))
+		return admission.Denied(denial.Error()).WithWarnings(warnings...), "denied"
+	case err != nil:
+		return v.badRequest(kind, err)
+	}
+	return admission.Allowed("").WithWarnings(warnings...), "allowed"
+}
+
+func (v *WorkloadValidator) badRequest(kind string, err error) (admission.Response, string) {
+	v.Metrics.Validation.Denials.WithLabelValues(kind, "bad-request").Inc()
+	return admission.Errored(http.StatusBadRequest, err), "error"
+}
+
+func policyName(p *policy.Policy) string {
+	if p == nil {
+		return policy.BuiltinName
+	}
+	return p.Name
+}
