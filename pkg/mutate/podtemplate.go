@@ -266,10 +266,14 @@ func fnv32(s string) uint32 {
 
 // podPlan is the plan of a kind with one pod template and GPUs per pod.
 func podPlan(t template, pods int32, s *settings) (plan, field.ErrorList) {
-	if s.gpus == nil {
+	gpus, err := s.podGPUs()
+	if err != nil {
+		return plan{}, field.ErrorList{err}
+	}
+	if gpus == nil {
 		n, _ := templateGPUs(t.spec)
 		return plan{replicas: 1, perReplica: int32(n), workloadGPUs: n * int64(pods)}, nil
 	}
-	p := plan{replicas: 1, perReplica: *s.gpus, workloadGPUs: int64(*s.gpus) * int64(pods), target: &t}
+	p := plan{replicas: 1, perReplica: *gpus, workloadGPUs: int64(*gpus) * int64(pods), target: &t}
 	return p, nil
 }
