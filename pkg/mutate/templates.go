@@ -83,7 +83,9 @@ func (m *mutation) templates(p plan) field.ErrorList {
 	for _, t := range m.w.templates() {
 		ps := &t.spec.Spec
 		for _, v := range volumes {
-			note("volumes")(addVolume(ps, t.path, v))
+			if needsVolume(ps, v, mounts) {
+				note("volumes")(addVolume(ps, t.path, v))
+			}
 		}
 		ownShm := ownShm(ps, shm)
 		useShm := ownShm == "" || s.shmExplicit
@@ -100,7 +102,9 @@ func (m *mutation) templates(p plan) field.ErrorList {
 			note("num")(setEnv(c, cp, num))
 			note("env")(setEnv(c, cp, userEnv))
 			for _, vm := range mounts {
-				note("volumes")(addMount(c, cp, vm))
+				if !agreeingMount(ps, c, vm, volumeNamed(volumes, vm.Name)) {
+					note("volumes")(addMount(c, cp, vm))
+				}
 			}
 			if useShm {
 				note("shm")(addMount(c, cp, corev1.VolumeMount{Name: shmVolume, MountPath: shmPath}))
