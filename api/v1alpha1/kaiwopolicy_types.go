@@ -14,9 +14,11 @@ import (
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=kpol,categories=kaiwo
 // +kubebuilder:subresource:status
-// +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.namespaces`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type KaiwoPolicy struct {
 	metav1.TypeMeta `json:",inline"`
@@ -272,7 +274,34 @@ type KaiwoPolicyStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Namespaces is the number of namespaces the policy selects now.
+	// +optional
+	Namespaces int32 `json:"namespaces,omitempty"`
+
+	// Warnings say what the webhook resolved fail-open or cannot check: an
+	// unresolved gpusPerNodeFrom, a priority tie with another policy, a default
+	// queue without a LocalQueue. At most 16, each cut to 1024 characters.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=1024
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// Reasons of the Valid and Degraded conditions.
+const (
+	// ReasonValid: the policy passed validation.
+	ReasonValid = "Valid"
+	// ReasonInvalid: the policy failed validation; its namespaces deny managed workloads.
+	ReasonInvalid = "Invalid"
+	// ReasonResolved: every part of the policy applies as written.
+	ReasonResolved = "Resolved"
+	// ReasonFailOpen: part of the policy (gpusPerNodeFrom) could not be resolved and counts as unset.
+	ReasonFailOpen = "FailOpen"
+	// ReasonPriorityTie: another policy of the same priority selects one of its namespaces.
+	ReasonPriorityTie = "PriorityTie"
+)
 
 // KaiwoPolicyList is a list of KaiwoPolicy.
 //
