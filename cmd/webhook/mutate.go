@@ -23,8 +23,9 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	user := fs.String("user", "", "the requesting user, as the API server would name it")
 	patch := fs.Bool("patch", false, "print the JSON patch of each document instead of the mutated YAML")
 	quiet := fs.Bool("quiet", false, "do not print warnings")
+	oldFile := fs.String("old", "", "the stored objects, to preview an UPDATE of them (a document is matched by apiVersion, kind, namespace and name)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: webhook mutate -f FILE|- [--policy FILE] [--namespace-labels k=v,...] [--user NAME] [--patch]")
+		fmt.Fprintln(stderr, "usage: webhook mutate -f FILE|- [--old FILE] [--policy FILE] [--namespace-labels k=v,...] [--user NAME] [--patch]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -57,10 +58,21 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		defer f.Close()
 		in = f
 	}
+	var old io.Reader
+	if *oldFile != "" {
+		f, err := os.Open(*oldFile)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		defer f.Close()
+		old = f
+	}
 	docs, err := offline.Run(in, offline.Options{
 		PolicyFor: func(string) *policy.Policy { return pol },
 		User:      *user,
 		Patch:     *patch,
+		Old:       old,
 	})
 	if !*quiet {
 		for _, d := range docs {

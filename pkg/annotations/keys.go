@@ -28,7 +28,7 @@ const (
 
 // Keys the webhook writes.
 const (
-	// Applied records which policy and which features were applied.
+	// Applied records which policy and which features were applied, and by name what Kaiwo placed.
 	Applied = Prefix + "applied"
 	// Managed is the label that marks a Kaiwo-managed object; users may set it to opt in.
 	Managed = Prefix + "managed"
@@ -80,7 +80,7 @@ var All = []Key{
 	{ShmSize, UserAnnotation, "quantity", "size of the memory-backed `/dev/shm`"},
 	{TTLSecondsAfter, UserAnnotation, "integer >= 0", "Job and RayJob TTL; default from policy (3600)"},
 	{Container, UserAnnotation, "container name", "which container gets GPUs (default: the first app container)"},
-	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and which features were applied"},
+	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and features were applied, and by name what Kaiwo placed (`placed`: labels; per pod template volumes, tolerations, image pull secrets; per container resources, env names, mount paths), at most 8 KiB, no values"},
 	{Managed, OptInLabel, "`true`", "marks a Kaiwo-managed object; set it yourself to opt in without other annotations"},
 	{User, WrittenLabel, "label value", "the requesting user, made label-safe; set once, on create"},
 	{Team, NamespaceLabel, "label value", "conventional namespace label for a KaiwoPolicy's namespaceSelector"},

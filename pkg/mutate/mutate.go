@@ -27,6 +27,11 @@ type Input struct {
 	Policy *policy.Policy
 	// User is the requesting user.
 	User string
+	// Old is the stored object of an UPDATE, nil on CREATE. For a serving kind, the values its
+	// applied record shows as Kaiwo's, still unchanged in Object, are Kaiwo's to change or remove.
+	Old client.Object
+	// OldRaw is Old's JSON as sent, when there is one.
+	OldRaw []byte
 }
 
 // Output is the result of a mutation that was allowed.
@@ -65,6 +70,8 @@ type Applied struct {
 	Generation int64    `json:"generation"`
 	Sources    []string `json:"sources,omitempty"`
 	Features   []string `json:"features"`
+	// Placed is what Kaiwo wrote into the object, by name; absent when it would be too large.
+	Placed *Placed `json:"placed,omitempty"`
 }
 
 // Mutate Kaiwo-ifies a copy of in.Object. It is pure: no I/O, no clock, no globals that change.
@@ -91,8 +98,14 @@ func Mutate(in Input) (*Output, error) {
 			fmt.Errorf("the namespace's policy cannot be applied until an admin fixes it: %w", pol.Err))}}
 	}
 	m := &mutation{w: w, obj: obj, pol: pol}
+	if err := m.own(in, kind); err != nil {
+		return nil, err
+	}
 	if d := m.run(in.User); d != nil {
 		return nil, d
+	}
+	if m.stripped != nil {
+		restoreOrder(m.inW, w)
 	}
 	if apiequality.Semantic.DeepEqual(in.Object, obj) {
 		// Steps may undo each other (an admin patch that rewrites a list a default extends):
@@ -122,6 +135,11 @@ type mutation struct {
 	s        *settings
 	warnings []string
 	features []string
+	// inW adapts the input object, for the record of what Kaiwo placed; stripped is what was Kaiwo's
+	// in the old object and taken out for this pass (UPDATE), carried what the input's record shows
+	// (no old object).
+	inW             workload
+	stripped, carry *Placed
 }
 
 func (m *mutation) warn(format string, args ...any) {
@@ -275,7 +293,8 @@ func (m *mutation) record(user string) {
 	setObjectLabels(m.obj, labels)
 	sort.Strings(m.features)
 	m.features = slices.Compact(m.features)
-	rec := Applied{Policy: m.pol.Name, Generation: m.pol.Generation, Features: m.features}
+	rec := Applied{Policy: m.pol.Name, Generation: m.pol.Generation, Features: m.features,
+		Placed: placed(m.inW, m.w, m.inW.object(), m.obj, m.stripped, m.carry)}
 	if len(m.pol.Sources) > 1 {
 		for _, src := range m.pol.Sources {
 			rec.Sources = append(rec.Sources, fmt.Sprintf("%s/%d", src.Name, src.Generation))

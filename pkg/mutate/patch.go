@@ -363,11 +363,24 @@ type Result struct {
 // Admit decodes raw, mutates it under pol for user, and returns the patch. It is what the server and
 // the offline command share.
 func Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
+	return AdmitUpdate(raw, nil, pol, user)
+}
+
+// AdmitUpdate is Admit for an UPDATE: oldRaw is the stored object (nil on CREATE), whose record
+// tells Kaiwo's earlier values from the user's.
+func AdmitUpdate(raw, oldRaw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
 	obj, kind, err := Decode(raw)
 	if err != nil {
 		return nil, err
 	}
-	out, err := Mutate(Input{Object: obj, Raw: raw, Policy: pol(obj.GetNamespace()), User: user})
+	in := Input{Object: obj, Raw: raw, Policy: pol(obj.GetNamespace()), User: user}
+	if len(oldRaw) > 0 {
+		if in.Old, _, err = Decode(oldRaw); err != nil {
+			return nil, fmt.Errorf("the old object: %w", err)
+		}
+		in.OldRaw = oldRaw
+	}
+	out, err := Mutate(in)
 	if err != nil {
 		return nil, err
 	}

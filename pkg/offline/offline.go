@@ -22,6 +22,10 @@ type Options struct {
 	User      string
 	// Patch prints the JSON patch of each document instead of the mutated document.
 	Patch bool
+	// Old holds the stored objects, for a preview of an UPDATE: a document with an old one of the same
+	// apiVersion, kind, namespace and name is mutated as an UPDATE of it.
+	Old  io.Reader
+	olds map[string][]byte
 }
 
 // Document is the outcome for one input document.
@@ -41,6 +45,12 @@ func Run(in io.Reader, opts Options) ([]Document, error) {
 	if policyFor == nil {
 		def := policy.Default()
 		policyFor = func(string) *policy.Policy { return def }
+	}
+	if opts.Old != nil {
+		var err error
+		if opts.olds, err = readOld(opts.Old); err != nil {
+			return nil, err
+		}
 	}
 	reader := yaml.NewYAMLReader(bufio.NewReader(in))
 	var docs []Document
@@ -86,7 +96,7 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 		}
 		return doc, nil
 	}
-	res, err := mutate.Admit(raw, policyFor, opts.User)
+	res, err := mutate.AdmitUpdate(raw, opts.olds[objectKey(raw)], policyFor, opts.User)
 	if err != nil {
 		return doc, fmt.Errorf("document %d (%s %s): %w", i, meta.Kind, meta.Metadata.Name, err)
 	}

@@ -60,7 +60,11 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		m.Log.Error(err, "resolving policy", "namespace", req.Namespace)
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), "error"
 	}
-	res, err := mutate.Admit(req.Object.Raw, func(string) *policy.Policy { return pol }, req.UserInfo.Username)
+	var oldRaw []byte
+	if req.Operation == admissionv1.Update {
+		oldRaw = req.OldObject.Raw // its record tells Kaiwo's earlier values from the user's
+	}
+	res, err := mutate.AdmitUpdate(req.Object.Raw, oldRaw, func(string) *policy.Policy { return pol }, req.UserInfo.Username)
 	var denial *mutate.Denial
 	switch {
 	case errors.As(err, &denial):
