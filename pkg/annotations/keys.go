@@ -24,6 +24,10 @@ const (
 	ShmSize           = Prefix + "shm-size"
 	TTLSecondsAfter   = Prefix + "ttl-seconds-after-finished"
 	Container         = Prefix + "container"
+	// Storage is the size of a fresh volume at /workload in each pod of the workload.
+	Storage = Prefix + "storage"
+	// StorageClass is the StorageClass of that volume's claim.
+	StorageClass = Prefix + "storage-class"
 )
 
 // Keys the webhook writes.
@@ -75,11 +79,13 @@ var All = []Key{
 	{PriorityClass, UserAnnotation, "WorkloadPriorityClass", "becomes label `kueue.x-k8s.io/priority-class`"},
 	{Queueing, UserAnnotation, "`kueue` or `none`", "default `kueue` for Job/RayJob, `none` for Deployment/RayService"},
 	{Env, UserAnnotation, "YAML, the Kaiwo env-file format", "env vars, env from Secrets, Secret files"},
-	{WorkloadConfigMap, UserAnnotation, "ConfigMap name", "code mounted at `/workload` (jobs) or `/workload/app` (services)"},
+	{WorkloadConfigMap, UserAnnotation, "ConfigMap name", "code mounted at `/workload` (jobs) or `/workload/app` (services); at `/workload/mounted` with storage"},
 	{ImagePullSecret, UserAnnotation, "Secret name", "added to `imagePullSecrets`"},
 	{ShmSize, UserAnnotation, "quantity", "size of the memory-backed `/dev/shm`"},
 	{TTLSecondsAfter, UserAnnotation, "integer >= 0", "Job and RayJob TTL; default from policy (3600)"},
 	{Container, UserAnnotation, "container name", "which container gets GPUs (default: the first app container)"},
+	{Storage, UserAnnotation, "quantity, e.g. `100Gi`", "a fresh volume of that size at `/workload` in each pod (a generic ephemeral volume, created and deleted with the pod); the code ConfigMap moves to `/workload/mounted`, `HF_HOME` defaults to `/workload/.cache/huggingface`; default from policy `defaults.storage.size`"},
+	{StorageClass, UserAnnotation, "StorageClass name", "class of that volume's claim; default from policy `defaults.storage.storageClassName`, else the cluster's default"},
 	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and features were applied, and by name what Kaiwo placed (`placed`: labels; per pod template volumes, tolerations, image pull secrets; per container resources, env names, mount paths), at most 8 KiB, no values"},
 	{Managed, OptInLabel, "`true`", "marks a Kaiwo-managed object; set it yourself to opt in without other annotations"},
 	{User, WrittenLabel, "label value", "the requesting user, made label-safe; set once, on create"},

@@ -169,7 +169,10 @@ func (m *mutation) run(user string) *Denial {
 		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(annotationsPath.Key(annotations.GPUs), p.workloadGPUs,
 			fmt.Sprintf("the workload's %d GPUs exceed limits.maxGpusPerWorkload (%d) of KaiwoPolicy %q", p.workloadGPUs, max, m.pol.Name))}}
 	}
-	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.patch, m.gpus, m.templates}
+	if err := m.storageLimit(); err != nil {
+		return &Denial{ReasonLimit, field.ErrorList{err}}
+	}
+	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.patch, m.gpus, m.storage, m.templates}
 	for _, step := range steps {
 		if errs := step(p); len(errs) > 0 {
 			return &Denial{ReasonConflict, errs}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -45,6 +46,7 @@ const (
 	setNodeSelector
 	setAffinity
 	setServingQueueing
+	setStorage
 )
 
 // Compiled is one KaiwoPolicy made ready to resolve: its selector parsed, its
@@ -68,6 +70,7 @@ type Compiled struct {
 	set        fieldSet
 	defaults   Defaults
 	maxGPUs    int32
+	maxStorage *resource.Quantity
 	vendors    []string
 	queues     []string
 	secrets    []string
@@ -113,6 +116,10 @@ func Compile(p *v1alpha1.KaiwoPolicy, flavors FlavorLookup) (*Compiled, field.Er
 	if l := p.Spec.Limits; l != nil {
 		if l.MaxGPUsPerWorkload != nil {
 			c.maxGPUs = *l.MaxGPUsPerWorkload
+		}
+		if l.MaxStoragePerWorkload != nil {
+			q := l.MaxStoragePerWorkload.DeepCopy()
+			c.maxStorage = &q
 		}
 		if l.AllowedVendors != nil {
 			c.vendors = make([]string, 0, len(l.AllowedVendors))
@@ -192,6 +199,10 @@ func (c *Compiled) compileDefaults(d *v1alpha1.PolicyDefaults, flavors FlavorLoo
 	if d.NodeSelector != nil {
 		c.set |= setNodeSelector
 		c.defaults.NodeSelector = d.NodeSelector
+	}
+	if st := d.Storage; st != nil {
+		c.set |= setStorage
+		c.defaults.StorageSize, c.defaults.StorageClass = st.Size, st.StorageClassName
 	}
 	if d.Affinity != nil {
 		c.set |= setAffinity
