@@ -203,3 +203,40 @@ func rayClient(t *testing.T) client.Client {
 	}
 	return c
 }
+
+// TestStorageReapplyDoesNotDrift: a Deployment with the workload volume, applied again unchanged, keeps
+// its generation: what the API server defaults in the volume's claim template agrees with Kaiwo's.
+func TestStorageReapplyDoesNotDrift(t *testing.T) {
+	namespace(t, "it-storage", nil)
+	kubeconfig := writeKubeconfig(t)
+	manifest := strings.Replace(deploymentManifest("store", "    kaiwo.silogen.ai/gpus: \"1\"\n    kaiwo.silogen.ai/storage: 100Gi\n    kaiwo.silogen.ai/workload-configmap: app\n", ""),
+		"namespace: it-update", "namespace: it-storage", 1)
+	for _, serverSide := range []bool{false, false, true, true} {
+		if out, err := kubectlApply(t, kubeconfig, manifest, serverSide); err != nil {
+			t.Fatalf("apply: %v\n%s", err, out)
+		}
+	}
+	var d appsv1.Deployment
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: "it-storage", Name: "store"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	ps := d.Spec.Template.Spec
+	if !hasVolume(ps, "kaiwo-storage") || !hasMount(ps.Containers[0], "/workload") || !hasMount(ps.Containers[0], "/workload/mounted") {
+		t.Fatalf("no workload volume at /workload with the code beneath: %+v", ps.Volumes)
+	}
+	if d.Generation != 1 {
+		t.Errorf("generation %d after four applies of the same manifest, want 1", d.Generation)
+	}
+	// Removing the storage annotation removes the volume, its mount and HF_HOME.
+	plain := strings.Replace(manifest, "    kaiwo.silogen.ai/storage: 100Gi\n", "", 1)
+	if out, err := kubectlApply(t, kubeconfig, plain, false); err != nil {
+		t.Fatalf("apply: %v\n%s", err, out)
+	}
+	if err := k8s.Get(context.Background(), types.NamespacedName{Namespace: "it-storage", Name: "store"}, &d); err != nil {
+		t.Fatal(err)
+	}
+	ps = d.Spec.Template.Spec
+	if hasVolume(ps, "kaiwo-storage") || hasMount(ps.Containers[0], "/workload") || envMap(ps.Containers[0])["HF_HOME"] != "" || !hasMount(ps.Containers[0], "/workload/app") {
+		t.Errorf("storage left behind or the code not back at /workload/app: volumes %v, mounts %v", ps.Volumes, ps.Containers[0].VolumeMounts)
+	}
+}
