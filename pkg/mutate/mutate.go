@@ -32,6 +32,10 @@ type Input struct {
 	Old client.Object
 	// OldRaw is Old's JSON as sent, when there is one.
 	OldRaw []byte
+	// Create says the object is being created: a record of what Kaiwo placed that it brings is the
+	// user's text and counts for nothing. Without Create or Old (an offline pass over a mutated
+	// object), the object's own record is kept for what it still has.
+	Create bool
 }
 
 // Output is the result of a mutation that was allowed.

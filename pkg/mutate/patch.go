@@ -369,11 +369,20 @@ func Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (
 // AdmitUpdate is Admit for an UPDATE: oldRaw is the stored object (nil on CREATE), whose record
 // tells Kaiwo's earlier values from the user's.
 func AdmitUpdate(raw, oldRaw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
+	return admit(raw, oldRaw, false, pol, user)
+}
+
+// AdmitCreate is Admit for the server's CREATE: a record the new object brings is not Kaiwo's.
+func AdmitCreate(raw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
+	return admit(raw, nil, true, pol, user)
+}
+
+func admit(raw, oldRaw []byte, create bool, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
 	obj, kind, err := Decode(raw)
 	if err != nil {
 		return nil, err
 	}
-	in := Input{Object: obj, Raw: raw, Policy: pol(obj.GetNamespace()), User: user}
+	in := Input{Object: obj, Raw: raw, Policy: pol(obj.GetNamespace()), User: user, Create: create}
 	if len(oldRaw) > 0 {
 		if in.Old, _, err = Decode(oldRaw); err != nil {
 			return nil, fmt.Errorf("the old object: %w", err)

@@ -263,7 +263,9 @@ func (m *mutation) own(in Input, kind Kind) error {
 	}
 	m.inW = inW
 	if in.Old == nil {
-		m.carry = readPlaced(in.Object)
+		if !in.Create {
+			m.carry = readPlaced(in.Object)
+		}
 		return nil
 	}
 	if !kind.Serving {

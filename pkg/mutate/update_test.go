@@ -176,6 +176,20 @@ func TestUpdateKeepsWhatTheUserWrote(t *testing.T) {
 		_, _, err := update(t, next, ownLive)
 		wantConflict(t, err, "resources.limits[nvidia.com/gpu]", "conflicts with the 2 nvidia.com/gpu")
 	})
+	t.Run("a record forged on create does not count", func(t *testing.T) {
+		own := example(t, "deployment.yaml").(*appsv1.Deployment)
+		own.Spec.Template.Spec.Containers[0].Resources.Limits = corev1.ResourceList{nvidia: resource.MustParse("1")}
+		own.Annotations[annotations.Applied] = live.GetAnnotations()[annotations.Applied]
+		created, err := mutate.Mutate(mutate.Input{Object: own, Create: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec := created.Object.GetAnnotations()[annotations.Applied]; strings.Contains(rec, "limits/nvidia.com/gpu") {
+			t.Errorf("the forged record was kept: %s", rec)
+		}
+		_, _, err = update(t, reapplied(created.Object, map[string]string{annotations.GPUs: "2"}), created.Object)
+		wantConflict(t, err, "resources.limits[nvidia.com/gpu]", "conflicts with the 2 nvidia.com/gpu")
+	})
 	t.Run("an env var the user set by the same name", func(t *testing.T) {
 		next := reapplied(live, map[string]string{annotations.GPUs: "2"})
 		c := &next.(*appsv1.Deployment).Spec.Template.Spec.Containers[0]

@@ -60,11 +60,14 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		m.Log.Error(err, "resolving policy", "namespace", req.Namespace)
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), "error"
 	}
-	var oldRaw []byte
+	polFor := func(string) *policy.Policy { return pol }
+	var res *mutate.Result
 	if req.Operation == admissionv1.Update {
-		oldRaw = req.OldObject.Raw // its record tells Kaiwo's earlier values from the user's
+		// The stored object's record tells Kaiwo's earlier values from the user's.
+		res, err = mutate.AdmitUpdate(req.Object.Raw, req.OldObject.Raw, polFor, req.UserInfo.Username)
+	} else {
+		res, err = mutate.AdmitCreate(req.Object.Raw, polFor, req.UserInfo.Username)
 	}
-	res, err := mutate.AdmitUpdate(req.Object.Raw, oldRaw, func(string) *policy.Policy { return pol }, req.UserInfo.Username)
 	var denial *mutate.Denial
 	switch {
 	case errors.As(err, &denial):
