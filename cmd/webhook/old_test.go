@@ -55,3 +55,25 @@ func mustRead(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestMutatePolicyWarnings: what a policy resolved fail-open is printed, as its status would say.
+func TestMutatePolicyWarnings(t *testing.T) {
+	pol := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(pol, []byte(`apiVersion: kaiwo.silogen.ai/v1alpha1
+kind: KaiwoPolicy
+metadata: {name: flavored}
+spec:
+  namespaceSelector: {}
+  defaults:
+    gpusPerNodeFrom: {resourceFlavor: mi300x, nodeLabel: gpus}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := mutateCLI(t, job(`kaiwo.silogen.ai/gpus: "1"`, ""), "--policy", pol)
+	if code != 0 || !strings.Contains(errOut, `Warning: policy: KaiwoPolicy "flavored": spec.defaults.gpusPerNodeFrom.resourceFlavor: ResourceFlavor "mi300x" not found`) {
+		t.Errorf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if _, errOut, _ := mutateCLI(t, job(`kaiwo.silogen.ai/gpus: "1"`, ""), "--policy", pol, "--quiet"); errOut != "" {
+		t.Errorf("--quiet printed %q", errOut)
+	}
+}
