@@ -110,6 +110,9 @@ func Mutate(in Input) (*Output, error) {
 	}
 	if m.stripped != nil {
 		restoreOrder(m.inW, w)
+		if q := m.quieter(in, kind, in.User); q != nil {
+			m, obj = q, q.obj
+		}
 	}
 	if apiequality.Semantic.DeepEqual(in.Object, obj) {
 		// Steps may undo each other (an admin patch that rewrites a list a default extends):

@@ -20,7 +20,11 @@ import (
 // strip removes from obj (adapted as w) the values that old's record shows as Kaiwo's and that obj
 // still has unchanged, and returns them as a record.
 func strip(old client.Object, oldW, w workload, obj client.Object) *Placed {
-	rec := readPlaced(old)
+	return stripRecord(readPlaced(old), old, oldW, w, obj)
+}
+
+// stripRecord is strip of the values rec names.
+func stripRecord(rec *Placed, old client.Object, oldW, w workload, obj client.Object) *Placed {
 	if rec == nil {
 		return nil
 	}

@@ -85,6 +85,11 @@ func TestUpdateChangesWhatKaiwoPlaced(t *testing.T) {
 		if !strings.Contains(strings.Join(w, "\n"), "2 nvidia.com/gpu on container vllm") {
 			t.Errorf("warnings %q do not say what changed", w)
 		}
+		for _, noise := range []string{"mounted", "/dev/shm", "imagePullSecret"} {
+			if strings.Contains(strings.Join(w, "\n"), noise) {
+				t.Errorf("warnings %q speak of %s, which did not change", w, noise)
+			}
+		}
 		// and back: the second UPDATE sees the first's record
 		back, _, err := update(t, reapplied(out, map[string]string{annotations.GPUs: "1"}), out)
 		if err != nil {
