@@ -311,6 +311,10 @@ func (m *mutation) record(user string) {
 		}
 	}
 	b, _ := json.Marshal(rec)
+	if rec.Placed != nil && len(b) > maxPlacedBytes+1024 { // the rest of the record is small
+		rec.Placed = nil
+		b, _ = json.Marshal(rec)
+	}
 	a := m.obj.GetAnnotations()
 	if a == nil {
 		a = map[string]string{}

@@ -39,8 +39,8 @@ type PlacedContainer struct {
 	Mounts    []string `json:"mounts,omitempty"` // mount paths
 }
 
-// maxPlacedBytes bounds the record: a larger one is left out, and an UPDATE then treats every
-// value as the user's (conflicts are denied as without a record).
+// maxPlacedBytes bounds the record (with about 1 KiB for the rest of it): a larger one is left out,
+// and an UPDATE then treats every value as the user's (conflicts are denied as without a record).
 const maxPlacedBytes = 8 * 1024
 
 // readPlaced is the record in obj's applied annotation, or nil.
@@ -56,11 +56,9 @@ func readPlaced(obj client.Object) *Placed {
 	return a.Placed
 }
 
+// bounded is p, or nil when it is empty; record leaves it out when it is too large.
 func (p *Placed) bounded() *Placed {
 	if p == nil || (len(p.Labels) == 0 && len(p.Templates) == 0) {
-		return nil
-	}
-	if b, _ := json.Marshal(p); len(b) > maxPlacedBytes {
 		return nil
 	}
 	return p
