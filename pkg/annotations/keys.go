@@ -86,7 +86,7 @@ var All = []Key{
 	{Container, UserAnnotation, "container name", "which container gets GPUs (default: the first app container)"},
 	{Storage, UserAnnotation, "quantity, e.g. `100Gi`", "a fresh volume of that size at `/workload` in each pod (a generic ephemeral volume, created and deleted with the pod); the code ConfigMap moves to `/workload/mounted`, `HF_HOME` defaults to `/workload/.cache/huggingface`; default from policy `defaults.storage.size`"},
 	{StorageClass, UserAnnotation, "StorageClass name", "class of that volume's claim; default from policy `defaults.storage.storageClassName`, else the cluster's default"},
-	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and features were applied, and by name what Kaiwo placed (`placed`: labels; per pod template volumes, tolerations, image pull secrets; per container resources, env names, mount paths), at most 8 KiB, no values"},
+	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and features were applied, and by name what Kaiwo placed (`placed`: labels; per pod template volumes, tolerations, image pull secrets, the gpu-model node affinity; per container resources, env names, mount paths), at most 8 KiB, no values"},
 	{Managed, OptInLabel, "`true`", "marks a Kaiwo-managed object; set it yourself to opt in without other annotations"},
 	{User, WrittenLabel, "label value", "the requesting user, made label-safe; set once, on create"},
 	{Team, NamespaceLabel, "label value", "conventional namespace label for a KaiwoPolicy's namespaceSelector"},

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -26,8 +27,10 @@ type Placed struct {
 type PlacedTemplate struct {
 	Labels      []string `json:"labels,omitempty"`
 	Volumes     []string `json:"volumes,omitempty"`
-	Tolerations []string `json:"tolerations,omitempty"` // key:effect
+	Tolerations []string `json:"tolerations,omitempty"` // key:effect#hash
 	PullSecrets []string `json:"imagePullSecrets,omitempty"`
+	// NodeAffinity are required node affinity expressions on a GPU product label (gpu-model), as key#hash.
+	NodeAffinity []string `json:"nodeAffinity,omitempty"`
 	// Containers are keyed by container name.
 	Containers map[string]*PlacedContainer `json:"containers,omitempty"`
 }
@@ -111,7 +114,15 @@ func has(s []string, v string) bool {
 	return found
 }
 
-func tolerationKey(t corev1.Toleration) string { return t.Key + ":" + string(t.Effect) }
+// tolerationKey names a toleration in the record: key:effect and a hash of the rest, so that a
+// toleration the user wrote on the same key is told apart without copying its value.
+func tolerationKey(t corev1.Toleration) string {
+	secs := ""
+	if t.TolerationSeconds != nil {
+		secs = fmt.Sprint(*t.TolerationSeconds)
+	}
+	return fmt.Sprintf("%s:%s#%08x", t.Key, t.Effect, fnv32(string(t.Operator)+"|"+t.Value+"|"+secs))
+}
 
 // resourceKeys lists a container's resources as list/name.
 func resourceKeys(rr corev1.ResourceRequirements) map[string]resourceAt {

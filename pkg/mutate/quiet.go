@@ -49,6 +49,14 @@ func (p *Placed) each(f func(keep func(), read itemOf)) *Placed {
 				return name, t != nil && pullSecretIndex(&t.Spec, name) >= 0
 			})
 		}
+		for _, key := range pt.NodeAffinity {
+			f(func() { add(&out.template(path).NodeAffinity, key) }, func(_ map[string]string, ts map[string]*corev1.PodTemplateSpec) (any, bool) {
+				if t := tpl(ts); t != nil {
+					return expressionsOn(&t.Spec, key)
+				}
+				return nil, false
+			})
+		}
 		for _, key := range pt.Tolerations {
 			f(func() { add(&out.template(path).Tolerations, key) }, func(_ map[string]string, ts map[string]*corev1.PodTemplateSpec) (any, bool) {
 				t := tpl(ts)

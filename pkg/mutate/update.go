@@ -54,6 +54,11 @@ func stripRecord(rec *Placed, old client.Object, oldW, w workload, obj client.Ob
 				add(&st.PullSecrets, name)
 			}
 		}
+		for _, key := range pt.NodeAffinity {
+			if isProductLabel(key) && stripNodeAffinity(nps, ops, key) {
+				add(&st.NodeAffinity, key)
+			}
+		}
 		nps.Tolerations = slices.DeleteFunc(nps.Tolerations, func(t corev1.Toleration) bool {
 			mine := has(pt.Tolerations, tolerationKey(t)) && slices.ContainsFunc(ops.Tolerations, func(o corev1.Toleration) bool {
 				return apiequality.Semantic.DeepEqual(o, t)
@@ -162,6 +167,9 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 				add(&pt.Tolerations, tolerationKey(tol))
 			}
 		}
+		pt.NodeAffinity = placedAffinity(ips, ops, func(key string) bool {
+			return anyHasT(knownT, func(r *PlacedTemplate) []string { return r.NodeAffinity }, key)
+		})
 		for ci := range ops.Containers {
 			oc := &ops.Containers[ci]
 			ic := containerNamed(ips.Containers, oc.Name)
@@ -194,7 +202,7 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 				pt.Containers[oc.Name] = pc
 			}
 		}
-		if len(pt.Labels)+len(pt.Volumes)+len(pt.PullSecrets)+len(pt.Tolerations)+len(pt.Containers) > 0 {
+		if len(pt.Labels)+len(pt.Volumes)+len(pt.PullSecrets)+len(pt.Tolerations)+len(pt.NodeAffinity)+len(pt.Containers) > 0 {
 			p.template(path)
 			p.Templates[path] = pt
 		}
@@ -226,6 +234,7 @@ func restoreOrder(inW, outW workload) {
 		ips, ops := &it.Spec, &t.spec.Spec
 		reorder(ops.Volumes, ips.Volumes, func(v corev1.Volume) string { return v.Name })
 		reorder(ops.ImagePullSecrets, ips.ImagePullSecrets, func(r corev1.LocalObjectReference) string { return r.Name })
+		reorderAffinity(ops, ips)
 		reorder(ops.Tolerations, ips.Tolerations, func(t corev1.Toleration) string {
 			return t.Key + "|" + string(t.Operator) + "|" + t.Value + "|" + string(t.Effect)
 		})

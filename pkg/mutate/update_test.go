@@ -18,6 +18,7 @@ import (
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
 func example(t *testing.T, name string) client.Object {
@@ -239,14 +240,7 @@ func wantConflict(t *testing.T, err error, want ...string) {
 
 // TestUpdateRayService: the worker plan follows a changed total; Kaiwo's earlier GPUs are not a conflict.
 func TestUpdateRayService(t *testing.T) {
-	b, err := os.ReadFile("../../examples/rayservice.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rs := &rayv1.RayService{}
-	if err := yaml.UnmarshalStrict(b, rs); err != nil {
-		t.Fatal(err)
-	}
+	rs := exampleRayService(t)
 	live := stored(t, rs)
 	out, _, err := update(t, reapplied(live, map[string]string{annotations.GPUs: "4"}, annotations.WorkloadConfigMap), live)
 	if err != nil {
@@ -286,4 +280,79 @@ func TestRecordIsBoundedAndNamesOnly(t *testing.T) {
 	if err := json.Unmarshal([]byte(rec), &a); err != nil || len(rec) > 10*1024 || a.Placed != nil {
 		t.Errorf("record of %d bytes, placed %v, err %v: want it bounded, without the placed part", len(rec), a.Placed != nil, err)
 	}
+}
+
+// TestUpdateGPUModel: a changed gpu-model replaces Kaiwo's node affinity expression instead of adding a
+// second one no node matches; a removed one removes it, and the empty affinity with it.
+func TestUpdateGPUModel(t *testing.T) {
+	rs := exampleRayService(t)
+	live := stored(t, rs)
+	worker := func(o client.Object) corev1.PodSpec {
+		return o.(*rayv1.RayService).Spec.RayClusterSpec.WorkerGroupSpecs[0].Template.Spec
+	}
+	out, _, err := update(t, reapplied(live, map[string]string{annotations.GPUModel: "MI250X"}), live)
+	if err != nil {
+		t.Fatalf("denied: %v", err)
+	}
+	terms := worker(out).Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+	want := []corev1.NodeSelectorRequirement{{Key: "amd.com/gpu.product-name", Operator: corev1.NodeSelectorOpIn, Values: []string{"MI250X"}}}
+	if len(terms) != 1 || !cmp.Equal(terms[0].MatchExpressions, want) {
+		t.Errorf("terms %+v, want only %+v", terms, want)
+	}
+	out, _, err = update(t, reapplied(live, nil, annotations.GPUModel), live)
+	if err != nil {
+		t.Fatalf("denied: %v", err)
+	}
+	if a := worker(out).Affinity; a != nil {
+		t.Errorf("affinity left behind: %+v", a)
+	}
+	// An expression the user wrote on the same label is theirs: it stays, and Kaiwo's is added to it.
+	own := rs.DeepCopy()
+	own.Spec.RayClusterSpec.WorkerGroupSpecs[0].Template.Spec.Affinity = &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{
+		RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{NodeSelectorTerms: []corev1.NodeSelectorTerm{{
+			MatchExpressions: []corev1.NodeSelectorRequirement{{Key: "amd.com/gpu.product-name", Operator: corev1.NodeSelectorOpIn, Values: []string{"MI300X", "MI325X"}}}}}}}}
+	ownLive := stored(t, own)
+	out, _, err = update(t, reapplied(ownLive, nil, annotations.GPUModel), ownLive)
+	if err != nil {
+		t.Fatalf("denied: %v", err)
+	}
+	if es := worker(out).Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms[0].MatchExpressions; len(es) != 1 || len(es[0].Values) != 2 {
+		t.Errorf("the user's expression changed or Kaiwo's stayed: %+v", es)
+	}
+}
+
+// TestUpdateKeepsTheUsersToleration: a toleration the user wrote on the key of the policy's own stays
+// on UPDATE; the policy's follows the policy.
+func TestUpdateKeepsTheUsersToleration(t *testing.T) {
+	pol := policy.Default()
+	pol.Defaults.Tolerations = []corev1.Toleration{{Key: "amd.com/gpu", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoSchedule}}
+	dep := example(t, "deployment.yaml").(*appsv1.Deployment)
+	mine := corev1.Toleration{Key: "amd.com/gpu", Operator: corev1.TolerationOpEqual, Value: "shared", Effect: corev1.TaintEffectNoSchedule}
+	dep.Spec.Template.Spec.Tolerations = []corev1.Toleration{mine}
+	live, _ := run(t, dep, pol)
+	if n := len(live.(*appsv1.Deployment).Spec.Template.Spec.Tolerations); n != 2 {
+		t.Fatalf("%d tolerations after create, want the user's and the policy's", n)
+	}
+	changed := policy.Default()
+	changed.Defaults.Tolerations = nil
+	out, err := mutate.Mutate(mutate.Input{Object: reapplied(live, nil), Old: live, Policy: changed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.Object.(*appsv1.Deployment).Spec.Template.Spec.Tolerations; !cmp.Equal(got, []corev1.Toleration{mine}) {
+		t.Errorf("tolerations %+v, want only the user's", got)
+	}
+}
+
+func exampleRayService(t *testing.T) *rayv1.RayService {
+	t.Helper()
+	b, err := os.ReadFile("../../examples/rayservice.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := &rayv1.RayService{}
+	if err := yaml.UnmarshalStrict(b, rs); err != nil {
+		t.Fatal(err)
+	}
+	return rs
 }
