@@ -14,9 +14,11 @@ import (
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=kpol,categories=kaiwo
 // +kubebuilder:subresource:status
-// +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
 // +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Priority",type=integer,JSONPath=`.spec.priority`
+// +kubebuilder:printcolumn:name="Namespaces",type=integer,JSONPath=`.status.namespaces`
 // +kubebuilder:printcolumn:name="Valid",type=string,JSONPath=`.status.conditions[?(@.type=="Valid")].status`
+// +kubebuilder:printcolumn:name="Degraded",type=string,JSONPath=`.status.conditions[?(@.type=="Degraded")].status`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type KaiwoPolicy struct {
 	metav1.TypeMeta `json:",inline"`
@@ -31,7 +33,7 @@ type KaiwoPolicy struct {
 
 // KaiwoPolicySpec is what an admin writes.
 //
-// +kubebuilder:validation:XValidation:rule="!has(self.locked) || self.locked.all(f, has(self.defaults) && (f == 'queue' ? has(self.defaults.queue) : f == 'gpuVendor' ? has(self.defaults.gpuVendor) : f == 'shmSize' ? has(self.defaults.shmSize) : f == 'ttlSecondsAfterFinished' ? has(self.defaults.ttlSecondsAfterFinished) : f == 'priorityClass' ? has(self.defaults.priorityClass) : f == 'imagePullSecret' ? has(self.defaults.imagePullSecret) : f == 'tolerations' ? has(self.defaults.tolerations) : f == 'nodeSelector' ? has(self.defaults.nodeSelector) : f == 'affinity' ? has(self.defaults.affinity) : f == 'queueing'))",message="each locked field must be set in spec.defaults, the value it is locked to",fieldPath=".locked",reason=FieldValueInvalid
+// +kubebuilder:validation:XValidation:rule="!has(self.locked) || self.locked.all(f, has(self.defaults) && (f == 'queue' ? has(self.defaults.queue) : f == 'gpuVendor' ? has(self.defaults.gpuVendor) : f == 'shmSize' ? has(self.defaults.shmSize) : f == 'ttlSecondsAfterFinished' ? has(self.defaults.ttlSecondsAfterFinished) : f == 'priorityClass' ? has(self.defaults.priorityClass) : f == 'imagePullSecret' ? has(self.defaults.imagePullSecret) : f == 'tolerations' ? has(self.defaults.tolerations) : f == 'nodeSelector' ? has(self.defaults.nodeSelector) : f == 'affinity' ? has(self.defaults.affinity) : f == 'storage' ? has(self.defaults.storage) : f == 'queueing'))",message="each locked field must be set in spec.defaults, the value it is locked to",fieldPath=".locked",reason=FieldValueInvalid
 type KaiwoPolicySpec struct {
 	// Priority orders the policies that select the same namespace: for each
 	// default the highest priority that sets it wins. Two policies with equal
@@ -104,7 +106,7 @@ const (
 
 // LockedField names a default that can be locked. The list matches
 // pkg/policy.LockableFields; a test there keeps the two in step.
-// +kubebuilder:validation:Enum=affinity;gpuVendor;imagePullSecret;nodeSelector;priorityClass;queue;queueing;shmSize;tolerations;ttlSecondsAfterFinished
+// +kubebuilder:validation:Enum=affinity;gpuVendor;imagePullSecret;nodeSelector;priorityClass;queue;queueing;shmSize;storage;tolerations;ttlSecondsAfterFinished
 type LockedField string
 
 // PolicyDefaults apply where a workload's annotations say nothing. An unset
@@ -183,6 +185,27 @@ type PolicyDefaults struct {
 	// Affinity is added to GPU pods.
 	// +optional
 	Affinity *corev1.Affinity `json:"affinity,omitempty"`
+
+	// Storage gives each pod of a managed workload a fresh volume at /workload (a
+	// generic ephemeral volume: Kubernetes creates its claim with the pod and
+	// deletes it with the pod), as the Kaiwo CLI's --storage did. With a size,
+	// every managed workload gets one; a storageClassName alone is the class of
+	// those that ask with kaiwo.silogen.ai/storage.
+	// +optional
+	Storage *StorageDefaults `json:"storage,omitempty"`
+}
+
+// StorageDefaults are the size and class of the workload volume.
+type StorageDefaults struct {
+	// Size of each pod's volume, e.g. 100Gi.
+	// +optional
+	Size *resource.Quantity `json:"size,omitempty"`
+
+	// StorageClassName of the claim; unset means the cluster's default StorageClass.
+	// +optional
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	StorageClassName string `json:"storageClassName,omitempty"`
 }
 
 // GPUsPerNodeSource points at the ResourceFlavor node label that holds the GPUs
@@ -208,6 +231,11 @@ type PolicyLimits struct {
 	// +optional
 	// +kubebuilder:validation:Minimum=1
 	MaxGPUsPerWorkload *int32 `json:"maxGpusPerWorkload,omitempty"`
+
+	// MaxStoragePerWorkload is the most workload-volume storage (kaiwo.silogen.ai/storage
+	// or defaults.storage.size) one workload may ask for over all its pods.
+	// +optional
+	MaxStoragePerWorkload *resource.Quantity `json:"maxStoragePerWorkload,omitempty"`
 
 	// AllowedVendors are the GPU vendors workloads may use.
 	// +optional
@@ -272,7 +300,34 @@ type KaiwoPolicyStatus struct {
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// Namespaces is the number of namespaces the policy selects now.
+	// +optional
+	Namespaces int32 `json:"namespaces,omitempty"`
+
+	// Warnings say what the webhook resolved fail-open or cannot check: an
+	// unresolved gpusPerNodeFrom, a priority tie with another policy, a default
+	// queue without a LocalQueue. At most 16, each cut to 1024 characters.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:items:MaxLength=1024
+	Warnings []string `json:"warnings,omitempty"`
 }
+
+// Reasons of the Valid and Degraded conditions.
+const (
+	// ReasonValid: the policy passed validation.
+	ReasonValid = "Valid"
+	// ReasonInvalid: the policy failed validation; its namespaces deny managed workloads.
+	ReasonInvalid = "Invalid"
+	// ReasonResolved: every part of the policy applies as written.
+	ReasonResolved = "Resolved"
+	// ReasonFailOpen: part of the policy (gpusPerNodeFrom) could not be resolved and counts as unset.
+	ReasonFailOpen = "FailOpen"
+	// ReasonPriorityTie: another policy of the same priority selects one of its namespaces.
+	ReasonPriorityTie = "PriorityTie"
+)
 
 // KaiwoPolicyList is a list of KaiwoPolicy.
 //

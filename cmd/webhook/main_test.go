@@ -49,8 +49,10 @@ func TestMutatePolicyFile(t *testing.T) {
 			"name: regcred", "sizeLimit: 64Gi", "team: ml", `"policy":"team-ml"`, `amd.com/gpu: "8"`}},
 		"locked queue override denied": {in: job(`kaiwo.silogen.ai/queue: other`, ""), args: inTeam, code: 1, contains: []string{
 			"metadata.annotations[kaiwo.silogen.ai/queue]", `"other"`, `KaiwoPolicy "team-ml"`, "defaults.queue"}},
-		"GPUs over the limit denied": {in: job(`kaiwo.silogen.ai/gpus: "33"`, ""), args: inTeam, code: 1, contains: []string{
-			"kaiwo.silogen.ai/gpus", "33", "limits.maxGpusPerWorkload (32)", `KaiwoPolicy "team-ml"`}},
+		"GPUs over the limit denied": {in: strings.Replace(job(`kaiwo.silogen.ai/gpus: "8"`, ""), "spec:\n  template:", "spec:\n  parallelism: 5\n  template:", 1), args: inTeam, code: 1, contains: []string{
+			"kaiwo.silogen.ai/gpus", "40", "limits.maxGpusPerWorkload (32)", `KaiwoPolicy "team-ml"`}},
+		"pod GPUs over a node denied": {in: job(`kaiwo.silogen.ai/gpus: "33"`, ""), args: inTeam, code: 1, contains: []string{
+			"kaiwo.silogen.ai/gpus", "33", "more than the 8 GPUs of a node", `KaiwoPolicy "team-ml"`}},
 		"Secret outside the allowed patterns denied": {in: job(`kaiwo.silogen.ai/env: "envVars: [{fromSecret: {name: T, secret: prod-db, key: k}}]"`, ""), args: inTeam, code: 1, contains: []string{
 			"fromSecret.secret", `Secret "prod-db"`, `KaiwoPolicy "team-ml"`, "limits.allowedSecrets", `"team-ml-*"`}},
 		"allowed Secret pattern": {in: job(`kaiwo.silogen.ai/env: "envVars: [{fromSecret: {name: T, secret: team-ml-db, key: k}}]"`, ""), args: inTeam, code: 0, contains: []string{"name: team-ml-db"}},

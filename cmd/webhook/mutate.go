@@ -55,6 +55,11 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	if !*quiet {
+		for _, w := range pol.Warnings { // what resolved fail-open, as the policy's status says
+			fmt.Fprintf(stderr, "Warning: policy: %s\n", w)
+		}
+	}
 	in := stdin
 	if *file != "-" {
 		f, err := os.Open(*file)

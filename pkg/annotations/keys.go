@@ -24,11 +24,15 @@ const (
 	ShmSize           = Prefix + "shm-size"
 	TTLSecondsAfter   = Prefix + "ttl-seconds-after-finished"
 	Container         = Prefix + "container"
+	// Storage is the size of a fresh volume at /workload in each pod of the workload.
+	Storage = Prefix + "storage"
+	// StorageClass is the StorageClass of that volume's claim.
+	StorageClass = Prefix + "storage-class"
 )
 
 // Keys the webhook writes.
 const (
-	// Applied records which policy and which features were applied.
+	// Applied records which policy and which features were applied, and by name what Kaiwo placed.
 	Applied = Prefix + "applied"
 	// Managed is the label that marks a Kaiwo-managed object; users may set it to opt in.
 	Managed = Prefix + "managed"
@@ -66,21 +70,23 @@ type Key struct {
 
 // All lists every Kaiwo key; the README table is checked against it.
 var All = []Key{
-	{GPUs, UserAnnotation, "integer >= 0", "GPUs. Job and Deployment: per pod. RayJob and RayService: total over all workers."},
+	{GPUs, UserAnnotation, "integer >= 0", "GPUs. Job and Deployment: per pod, at most a node's GPUs. RayJob and RayService: total over all workers, each worker at most a node"},
 	{GPUVendor, UserAnnotation, "`amd` or `nvidia`", "resource name `amd.com/gpu` / `nvidia.com/gpu`; default from policy"},
-	{GPUsPerReplica, UserAnnotation, "integer > 0", "Ray: GPUs per worker (with `replicas`, overrides planning)"},
-	{Replicas, UserAnnotation, "integer > 0", "Ray: number of workers"},
+	{GPUsPerReplica, UserAnnotation, "integer > 0", "Ray: GPUs per worker (with `replicas`, overrides planning). Job and Deployment: `replicas` x `gpus-per-replica` are the pod's GPUs. At most a node's GPUs (policy `gpusPerNode`)"},
+	{Replicas, UserAnnotation, "integer > 0", "Ray: number of workers. Job and Deployment: multiplies `gpus-per-replica` into the pod's GPUs; with `gpus` as well they must agree"},
 	{GPUModel, UserAnnotation, "label value, e.g. `MI300X`", "require nodes of that GPU model (node affinity on the vendor's product label)"},
 	{Queue, UserAnnotation, "LocalQueue name", "becomes label `kueue.x-k8s.io/queue-name`; default from policy (`kaiwo`)"},
 	{PriorityClass, UserAnnotation, "WorkloadPriorityClass", "becomes label `kueue.x-k8s.io/priority-class`"},
 	{Queueing, UserAnnotation, "`kueue` or `none`", "default `kueue` for Job/RayJob, `none` for Deployment/RayService (`servingQueueing` of the policy); `none` is denied where the policy must queue the kind"},
 	{Env, UserAnnotation, "YAML, the Kaiwo env-file format", "env vars, env from Secrets, Secret files"},
-	{WorkloadConfigMap, UserAnnotation, "ConfigMap name", "code mounted at `/workload` (jobs) or `/workload/app` (services)"},
+	{WorkloadConfigMap, UserAnnotation, "ConfigMap name", "code mounted at `/workload` (jobs) or `/workload/app` (services); at `/workload/mounted` with storage"},
 	{ImagePullSecret, UserAnnotation, "Secret name", "added to `imagePullSecrets`"},
 	{ShmSize, UserAnnotation, "quantity", "size of the memory-backed `/dev/shm`"},
 	{TTLSecondsAfter, UserAnnotation, "integer >= 0", "Job and RayJob TTL; default from policy (3600)"},
 	{Container, UserAnnotation, "container name", "which container gets GPUs (default: the first app container)"},
-	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and which features were applied"},
+	{Storage, UserAnnotation, "quantity, e.g. `100Gi`", "a fresh volume of that size at `/workload` in each pod (a generic ephemeral volume, created and deleted with the pod); the code ConfigMap moves to `/workload/mounted`, `HF_HOME` defaults to `/workload/.cache/huggingface`; default from policy `defaults.storage.size`"},
+	{StorageClass, UserAnnotation, "StorageClass name", "class of that volume's claim; default from policy `defaults.storage.storageClassName`, else the cluster's default"},
+	{Applied, WrittenAnnotation, "JSON", "which policy (name and generation) and features were applied, and by name what Kaiwo placed (`placed`: labels; per pod template volumes, tolerations, image pull secrets, the gpu-model node affinity; per container resources, env names, mount paths), at most 8 KiB, no values"},
 	{Managed, OptInLabel, "`true`", "marks a Kaiwo-managed object; set it yourself to opt in without other annotations"},
 	{User, WrittenLabel, "label value", "the user who created the object, made label-safe: always the requester on create, whatever the object says; cannot change or be removed later"},
 	{Team, NamespaceLabel, "label value", "conventional namespace label for a KaiwoPolicy's namespaceSelector"},

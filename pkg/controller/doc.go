@@ -1,2 +1,2 @@
-// Package controller keeps the policy index current from informers and keeps each covered namespace's LocalQueue.
+// Package controller keeps the policy index current from informers, keeps each covered namespace's LocalQueue, and writes each KaiwoPolicy's status.
 package controller

@@ -12,6 +12,9 @@ type Request struct {
 	Raw []byte
 	// OldRaw is the stored object of an UPDATE; nil on CREATE.
 	OldRaw []byte
+	// Create says the object is being created: a record of what Kaiwo placed that it brings is the
+	// user's text. Offline, with neither Create nor OldRaw, the object's own record counts.
+	Create bool
 	// Policy gives the effective policy of the object's namespace.
 	Policy func(namespace string) *policy.Policy
 	// User is the requesting user.
@@ -49,7 +52,7 @@ func AdmitRequest(r Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	in := Input{Object: obj, Raw: r.Raw, Policy: r.Policy(obj.GetNamespace()), User: r.User}
+	in := Input{Object: obj, Raw: r.Raw, Policy: r.Policy(obj.GetNamespace()), User: r.User, Create: r.Create}
 	if r.OldRaw != nil {
 		old, oldKind, err := Decode(r.OldRaw)
 		if err != nil {
@@ -61,7 +64,7 @@ func AdmitRequest(r Request) (*Result, error) {
 		if !kind.Serving {
 			return &Result{Kind: kind}, nil
 		}
-		in.Old = old
+		in.Old, in.OldRaw = old, r.OldRaw
 	}
 	if err := stop(); err != nil {
 		return nil, err

@@ -215,7 +215,7 @@ func TestAttacksOnCreate(t *testing.T) {
 			return j
 		}, want: []string{"spec.template.spec.nodeName", "skips the scheduler"}},
 		"7 gpus 2147483647": {obj: func() client.Object { return MakeJob("j", "ml").Annotate(annotations.GPUs, "2147483647").Obj() },
-			want: []string{"metadata.annotations[kaiwo.silogen.ai/gpus]", "2147483647", "do not fit"}},
+			want: []string{"metadata.annotations[kaiwo.silogen.ai/gpus]", "2147483647", "more than the 8 GPUs of a node"}},
 		"7 GPUs x parallelism that wrap an int64": {obj: func() client.Object { return gpuJob("4611686018427387904").Parallelism(4).Obj() },
 			want: []string{"spec.template.spec.containers", "4611686018427387904"}},
 		"allowed: 4 pods of 8 GPUs": {obj: func() client.Object { return gpuJob("8").Parallelism(4).Obj() }},
@@ -241,8 +241,9 @@ func TestAttacksOnCreate(t *testing.T) {
 	}
 }
 
-// TestNumbersAtTheEdges: without a GPU limit, CPU and memory per GPU are checked multiplications:
-// a count that does not fit is denied naming the annotation, never wrapped.
+// TestNumbersAtTheEdges: a GPU count no node holds is denied naming the annotation before any
+// arithmetic, and CPU and memory per GPU are checked multiplications: a product that does not fit a
+// quantity is denied, never wrapped (2147483647 x 32Gi once gave -32Gi, 536870913 x 32Gi gave 32Gi).
 func TestNumbersAtTheEdges(t *testing.T) {
 	for _, gpus := range []string{"2147483647", "536870913", "288230376151711744"} {
 		t.Run(gpus, func(t *testing.T) {
@@ -255,11 +256,18 @@ func TestNumbersAtTheEdges(t *testing.T) {
 				mem := out.Object.(*batchv1.Job).Spec.Template.Spec.Containers[0].Resources.Limits.Memory()
 				t.Fatalf("admitted with memory %s", mem)
 			}
-			wantDenied(t, err, "metadata.annotations[kaiwo.silogen.ai/gpus]", gpus, "do not fit")
+			wantDenied(t, err, "metadata.annotations[kaiwo.silogen.ai/gpus]", gpus, "more than the 8 GPUs of a node")
 		})
 	}
-	// 67108864 GPUs x 32Gi = 2Ei fits: the quantity is exact.
-	out, err := mutate.Mutate(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, "67108864").Obj(), User: user})
+	// The largest node a policy may name (1024 GPUs) with memory per GPU near the quantity's limit.
+	big := policy.Default()
+	big.Defaults.GPUsPerNode = 1024
+	big.Defaults.MemoryPerGPU = policy.Canonical(resource.MustParse("6Ei"))
+	_, err := mutate.Mutate(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, "2").Obj(), Policy: big, User: user})
+	wantDenied(t, err, "metadata.annotations[kaiwo.silogen.ai/gpus]", "do not fit")
+	// 1024 GPUs x 2Pi = 2Ei fits: the quantity is exact.
+	big.Defaults.MemoryPerGPU = policy.Canonical(resource.MustParse("2Pi"))
+	out, err := mutate.Mutate(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, "1024").Obj(), Policy: big, User: user})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,9 +27,16 @@ type Input struct {
 	Policy *policy.Policy
 	// User is the requesting user.
 	User string
-	// Old is the stored object on UPDATE, nil on CREATE: the user label is kept from it, and the GPU
-	// limit holds only growth.
+	// Old is the stored object of an UPDATE, nil on CREATE: the user label is kept from it, the GPU
+	// limit holds only growth, and for a serving kind the values its applied record shows as Kaiwo's,
+	// still unchanged in Object, are Kaiwo's to change or remove.
 	Old client.Object
+	// OldRaw is Old's JSON as sent, when there is one.
+	OldRaw []byte
+	// Create says the object is being created: a record of what Kaiwo placed that it brings is the
+	// user's text and counts for nothing. Without Create or Old (an offline pass over a mutated
+	// object), the object's own record is kept for what it still has.
+	Create bool
 }
 
 // Output is the result of a mutation that was allowed.
@@ -74,6 +81,8 @@ type Applied struct {
 	Generation int64    `json:"generation"`
 	Sources    []string `json:"sources,omitempty"`
 	Features   []string `json:"features"`
+	// Placed is what Kaiwo wrote into the object, by name; absent when it would be too large.
+	Placed *Placed `json:"placed,omitempty"`
 }
 
 // Mutate Kaiwo-ifies a copy of in.Object. It is pure: no I/O, no clock, no globals that change.
@@ -100,8 +109,17 @@ func Mutate(in Input) (*Output, error) {
 			fmt.Errorf("the namespace's policy cannot be applied until an admin fixes it: %w", pol.Err))}}
 	}
 	m := &mutation{w: w, obj: obj, pol: pol, old: in.Old}
+	if err := m.own(in, kind); err != nil {
+		return nil, err
+	}
 	if d := m.run(in.User); d != nil {
 		return nil, d
+	}
+	if m.stripped != nil {
+		restoreOrder(m.inW, w)
+		if q := m.quieter(in, kind, in.User); q != nil {
+			m, obj = q, q.obj
+		}
 	}
 	if len(m.warnings) > 0 && apiequality.Semantic.DeepEqual(in.Object, obj) {
 		// Steps may undo each other (an admin patch that rewrites a list a default extends):
@@ -132,6 +150,11 @@ type mutation struct {
 	s        *settings
 	warnings []string
 	features []string
+	// inW adapts the input object, for the record of what Kaiwo placed; stripped is what was Kaiwo's
+	// in the old object and taken out for this pass (UPDATE), carried what the input's record shows
+	// (no old object).
+	inW             workload
+	stripped, carry *Placed
 }
 
 func (m *mutation) warn(format string, args ...any) {
@@ -163,8 +186,11 @@ func (m *mutation) run(user string) *Denial {
 	if len(errs) > 0 {
 		return &Denial{ReasonShape, errs}
 	}
+	if err := m.storageLimit(); err != nil {
+		return &Denial{ReasonLimit, field.ErrorList{err}}
+	}
 	// The GPU limit is checked on the final object (see final), where every container counts.
-	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.patch, m.gpus, m.templates}
+	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.patch, m.gpus, m.storage, m.templates}
 	for _, step := range steps {
 		if errs := step(p); len(errs) > 0 {
 			return &Denial{ReasonConflict, errs}
@@ -274,13 +300,18 @@ func (m *mutation) record(user string) {
 	setObjectLabels(m.obj, labels)
 	sort.Strings(m.features)
 	m.features = slices.Compact(m.features)
-	rec := Applied{Policy: m.pol.Name, Generation: m.pol.Generation, Features: m.features}
+	rec := Applied{Policy: m.pol.Name, Generation: m.pol.Generation, Features: m.features,
+		Placed: placed(m.inW, m.w, m.inW.object(), m.obj, m.stripped, m.carry)}
 	if len(m.pol.Sources) > 1 {
 		for _, src := range m.pol.Sources {
 			rec.Sources = append(rec.Sources, fmt.Sprintf("%s/%d", src.Name, src.Generation))
 		}
 	}
 	b, _ := json.Marshal(rec)
+	if rec.Placed != nil && len(b) > maxPlacedBytes+1024 { // the rest of the record is small
+		rec.Placed = nil
+		b, _ = json.Marshal(rec)
+	}
 	a := m.obj.GetAnnotations()
 	if a == nil {
 		a = map[string]string{}

@@ -42,6 +42,8 @@ type Options struct {
 	ShmSize        *resource.Quantity
 	TTL            *int32
 	Container      string
+	Storage        *resource.Quantity
+	StorageClass   string
 }
 
 type parser func(o *Options, p *field.Path, v string) field.ErrorList
@@ -66,6 +68,8 @@ var parsers = map[string]parser{
 		o.Container = v
 		return nil
 	},
+	annotations.Storage:      storageParser,
+	annotations.StorageClass: nameParser("a StorageClass name", func(o *Options) *string { return &o.StorageClass }),
 	annotations.ShmSize: func(o *Options, p *field.Path, v string) field.ErrorList {
 		q, err := resource.ParseQuantity(v)
 		if err != nil || q.Sign() <= 0 {

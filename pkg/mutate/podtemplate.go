@@ -276,12 +276,16 @@ func fnv32(s string) uint32 {
 
 // podPlan is the plan of a kind with one pod template and GPUs per pod.
 func podPlan(t template, s *settings) (plan, field.ErrorList) {
-	if s.gpus == nil {
+	gpus, err := s.podGPUs()
+	if err != nil {
+		return plan{}, field.ErrorList{err}
+	}
+	if gpus == nil {
 		n, _ := templateGPUs(t.spec)
 		if n < 0 || n > math.MaxInt32 {
 			return plan{}, field.ErrorList{field.Invalid(t.path.Child("spec", "containers"), n, "GPUs per pod must be from 0 to 2147483647")}
 		}
 		return plan{replicas: 1, perReplica: int32(n)}, nil
 	}
-	return plan{replicas: 1, perReplica: *s.gpus, target: &t}, nil
+	return plan{replicas: 1, perReplica: *gpus, target: &t}, nil
 }

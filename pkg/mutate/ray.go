@@ -10,6 +10,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 )
 
 // rayJob adapts a ray.io/v1 RayJob: head, worker groups and submitter templates; GPUs planned over workers.
@@ -221,10 +223,30 @@ func planRay(c *rayv1.RayClusterSpec, clusterPath *field.Path, s *settings) (pla
 // rayShape returns workers and GPUs per worker from the annotations and the policy's GPUs per node.
 // Zero workers means the user asked for nothing to plan.
 // GPUs per worker that the group's template already asks for count as gpus-per-replica.
+// A worker that needs more GPUs than a node has is denied, naming what gave it its GPUs.
 func rayShape(s *settings, annots *field.Path, perTemplate int32, tpath *field.Path) (int32, int32, string, *field.Error) {
-	o, perNode := s.opts, s.pol.Defaults.GPUsPerNode
+	workers, per, note, err := rayShapeOf(s, annots, perTemplate, tpath)
+	if err != nil || per == 0 {
+		return workers, per, note, err
+	}
+	if _, tp, perr := s.parallelism(); perr != nil {
+		return 0, 0, "", perr
+	} else if err := s.fitNode(tp, annots.Key(annotations.Env), fmt.Sprintf("%s=%d", EnvTensorParallelism, tp), EnvTensorParallelism+" (a tensor-parallel group runs on one worker)"); err != nil {
+		return 0, 0, "", err
+	}
+	if w := s.halfNode(int64(workers), int64(per)); w != "" {
+		note += "; " + w
+	}
+	return workers, per, note, nil
+}
+
+func rayShapeOf(s *settings, annots *field.Path, perTemplate int32, tpath *field.Path) (int32, int32, string, *field.Error) {
+	o := s.opts
 	if o.GPUsPerReplica == nil && perTemplate > 0 && s.gpus != nil && *s.gpus > 0 {
 		total := int64(*s.gpus)
+		if err := s.fitNode(int64(perTemplate), tpath, perTemplate, "the GPU request of this worker template"); err != nil {
+			return 0, 0, "", err
+		}
 		if total%int64(perTemplate) != 0 {
 			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/gpus"), strconv.FormatInt(total, 10),
 				fmt.Sprintf("must be a multiple of the %d GPUs per worker that %s asks for (or remove that request and let Kaiwo plan)", perTemplate, tpath))
@@ -232,12 +254,16 @@ func rayShape(s *settings, annots *field.Path, perTemplate int32, tpath *field.P
 		w := int32(total / int64(perTemplate))
 		return w, perTemplate, fmt.Sprintf("%d GPUs as %d workers x %d %s (GPUs per worker from %s)", total, w, perTemplate, s.resource, tpath), nil
 	}
-	if perNode <= 0 {
-		perNode = 8
-	}
+	perNode, _ := s.perNode()
 	total := int64(-1)
 	if s.gpus != nil {
 		total = int64(*s.gpus)
+	}
+	if o.GPUsPerReplica != nil {
+		if err := s.fitNode(int64(*o.GPUsPerReplica), annots.Key(annotations.GPUsPerReplica), strconv.Itoa(int(*o.GPUsPerReplica)), "kaiwo.silogen.ai/gpus-per-replica"); err != nil {
+			err.Detail += "; use more replicas with fewer GPUs each"
+			return 0, 0, "", err
+		}
 	}
 	switch {
 	case o.Replicas != nil && o.GPUsPerReplica != nil:
@@ -266,28 +292,31 @@ func rayShape(s *settings, annots *field.Path, perTemplate int32, tpath *field.P
 				fmt.Sprintf("must divide kaiwo.silogen.ai/gpus (%d) evenly", total))
 		}
 		per := int32(total / int64(*o.Replicas))
+		if err := s.fitNode(int64(per), annots.Key(annotations.Replicas), strconv.Itoa(int(*o.Replicas)),
+			fmt.Sprintf("kaiwo.silogen.ai/gpus (%d) over %d workers", total, *o.Replicas)); err != nil {
+			err.Detail += "; use more replicas"
+			return 0, 0, "", err
+		}
 		return *o.Replicas, per, fmt.Sprintf("%d GPUs as %d workers x %d %s (from annotations)", total, *o.Replicas, per, s.resource), nil
 	case total <= 0:
 		return 0, 0, "", nil
 	}
-	workers, per, why, err := planGPUs(total, int64(perNode), s.env())
+	pp, tp, perr := s.parallelism()
+	if perr != nil {
+		return 0, 0, "", perr
+	}
+	workers, per, why, err := planGPUs(total, perNode, pp, tp)
 	if err != "" {
 		return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/env"), err,
 			fmt.Sprintf("must multiply to kaiwo.silogen.ai/gpus (%d)", total))
 	}
-	note := fmt.Sprintf("%d GPUs planned as %d workers x %d %s (%s)", total, workers, per, s.resource, why)
-	if per*2 < int64(perNode) && workers > 1 {
-		note += fmt.Sprintf("; each worker uses %d of %d GPUs on a node: a total divisible by %d packs nodes fully", per, perNode, perNode)
-	}
-	return int32(workers), int32(per), note, nil
+	return int32(workers), int32(per), fmt.Sprintf("%d GPUs planned as %d workers x %d %s (%s)", total, workers, per, s.resource, why), nil
 }
 
 // planGPUs is the Kaiwo CLI's planning: pipeline x tensor parallelism when both are set; all GPUs on
 // one worker when they fit a node; else the largest divisor of the total that fits a node.
 // A parallelism pair that does not multiply to the total is returned as the last value.
-func planGPUs(total, perNode int64, env map[string]string) (int64, int64, string, string) {
-	pp, _ := strconv.ParseInt(env["PIPELINE_PARALLELISM"], 10, 32)
-	tp, _ := strconv.ParseInt(env["TENSOR_PARALLELISM"], 10, 32)
+func planGPUs(total, perNode, pp, tp int64) (int64, int64, string, string) {
 	if pp > 1 && tp > 0 {
 		if pp*tp != total {
 			return 0, 0, "", fmt.Sprintf("PIPELINE_PARALLELISM=%d x TENSOR_PARALLELISM=%d", pp, tp)

@@ -33,6 +33,9 @@ type settings struct {
 	shmExplicit bool
 	pullSecret  string
 	codePath    string
+	// storage is the size of the workload volume at /workload, nil for none; storageClass its class.
+	storage      *resource.Quantity
+	storageClass string
 }
 
 var annotationsPath = field.NewPath("metadata", "annotations")
@@ -129,6 +132,7 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 	if kind.Serving {
 		s.codePath = "/workload/app"
 	}
+	errs = append(errs, s.resolveStorage()...)
 	return s, errs
 }
 

@@ -86,7 +86,9 @@ func (m *mutation) templates(p plan) field.ErrorList {
 		ps := &t.spec.Spec
 		vols := newLookup(volumeName)
 		for _, v := range volumes {
-			note("volumes")(addVolume(ps, t.path, v, vols))
+			if needsVolume(ps, v, mounts) {
+				note("volumes")(addVolume(ps, t.path, v, vols))
+			}
 		}
 		ownShm := ownShm(ps, shm)
 		useShm := ownShm == "" || s.shmExplicit
@@ -104,7 +106,9 @@ func (m *mutation) templates(p plan) field.ErrorList {
 			note("num")(setEnv(c, cp, num, env))
 			note("env")(setEnv(c, cp, userEnv, env))
 			for _, vm := range mounts {
-				note("volumes")(addMount(c, cp, vm, cm))
+				if !agreeingMount(ps, c, vm, volumeNamed(volumes, vm.Name)) {
+					note("volumes")(addMount(c, cp, vm, cm))
+				}
 			}
 			if useShm {
 				note("shm")(addMount(c, cp, corev1.VolumeMount{Name: shmVolume, MountPath: shmPath}, cm))

@@ -46,6 +46,7 @@ const (
 	setNodeSelector
 	setAffinity
 	setServingQueueing
+	setStorage
 )
 
 // Compiled is one KaiwoPolicy made ready to resolve: its selector parsed, its
@@ -69,6 +70,7 @@ type Compiled struct {
 	set        fieldSet
 	defaults   Defaults
 	maxGPUs    int32
+	maxStorage *resource.Quantity
 	vendors    []string
 	queues     []string
 	secrets    []string
@@ -114,6 +116,10 @@ func Compile(p *v1alpha1.KaiwoPolicy, flavors FlavorLookup) (*Compiled, field.Er
 	if l := p.Spec.Limits; l != nil {
 		if l.MaxGPUsPerWorkload != nil {
 			c.maxGPUs = *l.MaxGPUsPerWorkload
+		}
+		if l.MaxStoragePerWorkload != nil {
+			q := l.MaxStoragePerWorkload.DeepCopy()
+			c.maxStorage = &q
 		}
 		if l.AllowedVendors != nil {
 			c.vendors = make([]string, 0, len(l.AllowedVendors))
@@ -194,6 +200,10 @@ func (c *Compiled) compileDefaults(d *v1alpha1.PolicyDefaults, flavors FlavorLoo
 	if d.NodeSelector != nil {
 		c.set |= setNodeSelector
 		c.defaults.NodeSelector = d.NodeSelector
+	}
+	if st := d.Storage; st != nil {
+		c.set |= setStorage
+		c.defaults.StorageSize, c.defaults.StorageClass = st.Size, st.StorageClassName
 	}
 	if d.Affinity != nil {
 		c.set |= setAffinity

@@ -33,10 +33,11 @@ const (
 	// FieldQueueing locks how each kind is queued: Jobs and RayJobs in Kueue, serving kinds as
 	// defaults.servingQueueing says; the kaiwo.silogen.ai/queueing annotation cannot change it.
 	FieldQueueing = "queueing"
+	FieldStorage  = "storage"
 )
 
 // LockableFields lists what spec.locked may name.
-var LockableFields = []string{FieldAffinity, FieldGPUVendor, FieldImagePullSecret, FieldNodeSelector, FieldPriorityClass, FieldQueue, FieldQueueing, FieldShmSize, FieldTolerations, FieldTTL}
+var LockableFields = []string{FieldAffinity, FieldGPUVendor, FieldImagePullSecret, FieldNodeSelector, FieldPriorityClass, FieldQueue, FieldQueueing, FieldShmSize, FieldStorage, FieldTolerations, FieldTTL}
 
 // BuiltinName names the built-in default policy in records and messages.
 const BuiltinName = "builtin-default"
@@ -96,13 +97,19 @@ type Defaults struct {
 	Tolerations             []corev1.Toleration
 	NodeSelector            map[string]string
 	Affinity                *corev1.Affinity
+	// StorageSize, when set, gives every managed workload's pods a volume at /workload of that size;
+	// StorageClass is its class ("" for the cluster's default).
+	StorageSize  *resource.Quantity
+	StorageClass string
 }
 
 // Limits bound what a user may ask for. A nil list or a zero maximum means unbounded.
 type Limits struct {
 	MaxGPUsPerWorkload int32
-	AllowedVendors     []string
-	AllowedQueues      []string
+	// MaxStoragePerWorkload bounds the workload volumes of all a workload's pods; nil is unbounded.
+	MaxStoragePerWorkload *resource.Quantity
+	AllowedVendors        []string
+	AllowedQueues         []string
 	// AllowedSecrets are path.Match patterns over Secret names; a name must match one pattern of every list.
 	AllowedSecrets [][]string
 }

@@ -203,11 +203,17 @@ func mergeDefaults(dst, src *Defaults, take fieldSet) {
 	if take&setAffinity != 0 {
 		dst.Affinity = src.Affinity
 	}
+	if take&setStorage != 0 {
+		dst.StorageSize, dst.StorageClass = src.StorageSize, src.StorageClass
+	}
 }
 
 func mergeLimits(l *Limits, c *Compiled) {
 	if c.maxGPUs > 0 && (l.MaxGPUsPerWorkload == 0 || c.maxGPUs < l.MaxGPUsPerWorkload) {
 		l.MaxGPUsPerWorkload = c.maxGPUs
+	}
+	if c.maxStorage != nil && (l.MaxStoragePerWorkload == nil || c.maxStorage.Cmp(*l.MaxStoragePerWorkload) < 0) {
+		l.MaxStoragePerWorkload = c.maxStorage
 	}
 	l.AllowedVendors = intersect(l.AllowedVendors, c.vendors)
 	l.AllowedQueues = intersect(l.AllowedQueues, c.queues)

@@ -130,6 +130,12 @@ func validateDefaults(d *v1alpha1.PolicyDefaults) field.ErrorList {
 	errs = append(errs, validateTolerations(p.Child("tolerations"), d.Tolerations)...)
 	errs = append(errs, metav1validation.ValidateLabels(d.NodeSelector, p.Child("nodeSelector"))...)
 	errs = append(errs, validateAffinity(p.Child("affinity"), d.Affinity)...)
+	if st := d.Storage; st != nil {
+		errs = append(errs, positiveQuantity(p.Child("storage", "size"), st.Size, true)...)
+		if st.StorageClassName != "" {
+			errs = append(errs, dnsSubdomain(p.Child("storage", "storageClassName"), st.StorageClassName)...)
+		}
+	}
 	return errs
 }
 
@@ -138,6 +144,7 @@ func validateLimits(l *v1alpha1.PolicyLimits) field.ErrorList {
 	if m := l.MaxGPUsPerWorkload; m != nil && *m <= 0 {
 		errs = append(errs, field.Invalid(limitsPath.Child("maxGpusPerWorkload"), *m, "must be greater than 0"))
 	}
+	errs = append(errs, positiveQuantity(limitsPath.Child("maxStoragePerWorkload"), l.MaxStoragePerWorkload, true)...)
 	vp := limitsPath.Child("allowedVendors")
 	if l.AllowedVendors != nil && len(l.AllowedVendors) == 0 {
 		errs = append(errs, field.Required(vp, "must name at least one vendor (amd, nvidia), or be left out for any"))
@@ -233,6 +240,8 @@ func defaultSet(d *v1alpha1.PolicyDefaults, name string) bool {
 		return d.GPUVendor != ""
 	case FieldShmSize:
 		return d.ShmSize != nil
+	case FieldStorage:
+		return d.Storage != nil
 	case FieldTTL:
 		return d.TTLSecondsAfterFinished != nil
 	case FieldPriorityClass:

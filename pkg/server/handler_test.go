@@ -37,6 +37,8 @@ type review struct {
 	raw         string
 	subResource string
 	dryRun      bool
+	// old is the stored object of an UPDATE; the object itself when empty.
+	old string
 }
 
 func newHandler(t *testing.T) (http.Handler, *server.Metrics) {
@@ -73,6 +75,9 @@ func send(t *testing.T, h http.Handler, r review) *admissionv1.AdmissionResponse
 	}
 	if r.op == admissionv1.Update {
 		req.OldObject = runtime.RawExtension{Raw: raw}
+		if r.old != "" {
+			req.OldObject = runtime.RawExtension{Raw: []byte(r.old)}
+		}
 	}
 	body, _ := json.Marshal(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},

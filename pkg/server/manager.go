@@ -89,6 +89,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err := setupLocalQueues(mgr, sync); err != nil {
 		return nil, err
 	}
+	if err := (&controller.PolicyStatus{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kaiwo-webhook")}).Setup(mgr); err != nil {
+		return nil, fmt.Errorf("policy status: %w", err)
+	}
 	hooks := mgr.GetWebhookServer()
 	mutator := &Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate")}
 	hooks.Register(MutatePath, WithRequestTimeout(&webhook.Admission{Handler: NewThrottle(mutator, o.MaxInflight, metrics)}))

@@ -62,8 +62,11 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	r := mutate.Request{Raw: req.Object.Raw, Policy: func(string) *policy.Policy { return pol }, User: req.UserInfo.Username, Stop: ctx.Err}
 	if req.Operation == admissionv1.Update {
-		// The stored object keeps the user label recorded at creation; the GPU limit holds growth.
+		// The stored object keeps the user label recorded at creation, and its record tells Kaiwo's
+		// earlier values from the user's; the GPU limit holds growth.
 		r.OldRaw = req.OldObject.Raw
+	} else {
+		r.Create = true // a record the new object brings is the user's text, not Kaiwo's
 	}
 	res, err := mutate.AdmitRequest(r)
 	var denial *mutate.Denial

@@ -185,8 +185,8 @@ func deleteJob(t *testing.T, j *batchv1.Job) {
 }
 
 // Scenario: a ClusterQueue of 16 amd.com/gpu; an 8-GPU Job is mutated, Kueue
-// admits it and unsuspends it with the flavor's node selector; a 16-GPU Job
-// waits until the first is deleted.
+// admits it and unsuspends it with the flavor's node selector; a Job of 2 x 8
+// GPUs waits until the first is deleted.
 func TestJobAdmittedByKueue(t *testing.T) {
 	ns := "e2e-job"
 	namespace(t, ns, nil)
@@ -216,7 +216,8 @@ func TestJobAdmittedByKueue(t *testing.T) {
 		return nil
 	})
 
-	second := MakeJob("gpu16", ns).Annotate(annotations.GPUs, "16").Obj()
+	// 2 pods x 8 GPUs: a pod of 16 would not fit an 8-GPU node and is denied.
+	second := MakeJob("gpu16", ns).Annotate(annotations.GPUs, "8").Parallelism(2).Obj()
 	mustCreate(t, second)
 	eventually(t, "Workload for gpu16 pending", func() error {
 		wl, err := workloadFor(ns, "Job", second.Name)

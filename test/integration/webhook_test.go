@@ -133,7 +133,7 @@ func TestPolicyReachesAdmission(t *testing.T) {
 	})
 	t.Logf("policy change reached admission %v after the KaiwoPolicy was created", took.Round(time.Millisecond))
 
-	err := k8s.Create(ctx, MakeJob("too-big", "it-team").Annotate(annotations.GPUs, "16").Obj())
+	err := k8s.Create(ctx, MakeJob("too-big", "it-team").Annotate(annotations.GPUs, "8").Parallelism(2).Obj())
 	if err == nil || !strings.Contains(err.Error(), "maxGpusPerWorkload") || !strings.Contains(err.Error(), "it-team") {
 		t.Errorf("want a limit denial naming the policy, got %v", err)
 	}

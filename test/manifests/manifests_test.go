@@ -258,10 +258,12 @@ func containerPort(d *appsv1.Deployment, target intstr.IntOrString) int32 {
 // TestRBAC: exactly what the server needs and nothing else; no Secrets.
 func TestRBAC(t *testing.T) {
 	clusterWant := map[string][]string{
-		"/namespaces":                    {"get", "list", "watch"},
-		"kaiwo.silogen.ai/kaiwopolicies": {"get", "list", "watch"},
-		"kueue.x-k8s.io/resourceflavors": {"get", "list", "watch"},
-		"kueue.x-k8s.io/localqueues":     {"create", "get", "list", "watch"},
+		"/namespaces":                           {"get", "list", "watch"},
+		"kaiwo.silogen.ai/kaiwopolicies":        {"get", "list", "watch"},
+		"kaiwo.silogen.ai/kaiwopolicies/status": {"get", "patch", "update"},
+		"events.k8s.io/events":                  {"create", "patch"},
+		"kueue.x-k8s.io/resourceflavors":        {"get", "list", "watch"},
+		"kueue.x-k8s.io/localqueues":            {"create", "get", "list", "watch"},
 	}
 	clusterWant["apps/deployments"] = []string{"get"} // the Deployment behind a scale-up
 	roleWant := map[string][]string{
