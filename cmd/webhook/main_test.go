@@ -105,3 +105,30 @@ func TestUsage(t *testing.T) {
 		t.Errorf("mutate without -f: exit %d", code)
 	}
 }
+
+// Bad durations are refused before the server starts, naming the flag, the value and what is allowed.
+func TestServeFlagsValidated(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"lease not longer than renew": {[]string{"--leader-elect-lease-duration=5s", "--leader-elect-renew-deadline=10s"},
+			"--leader-elect-lease-duration=5s: must be greater than --leader-elect-renew-deadline (10s)"},
+		"renew within 1.2 retries": {[]string{"--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=2s"},
+			"--leader-elect-renew-deadline=2s: must be greater than 1.2 x --leader-elect-retry-period (2s)"},
+		"zero retry":            {[]string{"--leader-elect-retry-period=0s"}, "--leader-elect-retry-period=0s: must be greater than 0"},
+		"negative delay":        {[]string{"--shutdown-delay=-1s"}, "--shutdown-delay=-1s: must not be negative"},
+		"negative grace":        {[]string{"--graceful-shutdown-timeout=-5s"}, "--graceful-shutdown-timeout=-5s: must not be negative"},
+		"zero kueue interval":   {[]string{"--kueue-check-interval=0"}, "--kueue-check-interval=0s: must be greater than 0"},
+		"not a duration at all": {[]string{"--shutdown-delay=soon"}, `invalid value "soon" for flag -shutdown-delay`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(append([]string{"serve"}, tc.args...), strings.NewReader(""), &out, &errOut)
+			if code != 2 || !strings.Contains(errOut.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), tc.want)
+			}
+		})
+	}
+}
