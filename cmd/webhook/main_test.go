@@ -132,3 +132,34 @@ func TestServeFlagsValidated(t *testing.T) {
 		})
 	}
 }
+
+func TestGoMemLimit(t *testing.T) {
+	cases := map[string]struct {
+		env  map[string]string
+		want int64
+		err  string
+	}{
+		"90% of the limit":       {env: map[string]string{"MEMORY_LIMIT": "536870912"}, want: 483183819},
+		"GOMEMLIMIT wins":        {env: map[string]string{"MEMORY_LIMIT": "536870912", "GOMEMLIMIT": "100MiB"}},
+		"no limit given":         {env: map[string]string{}},
+		"a quantity, not bytes":  {env: map[string]string{"MEMORY_LIMIT": "512Mi"}, err: `MEMORY_LIMIT="512Mi": must be the container's memory limit in bytes, a positive integer`},
+		"zero":                   {env: map[string]string{"MEMORY_LIMIT": "0"}, err: `MEMORY_LIMIT="0": must be`},
+		"negative":               {env: map[string]string{"MEMORY_LIMIT": "-1"}, err: `MEMORY_LIMIT="-1": must be`},
+		"overflowing":            {env: map[string]string{"MEMORY_LIMIT": "99999999999999999999"}, err: `MEMORY_LIMIT="99999999999999999999": must be`},
+		"the largest int64 fits": {env: map[string]string{"MEMORY_LIMIT": "9223372036854775807"}, want: 9223372036854775807 / 10 * 9},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := goMemLimit(func(k string) string { return tc.env[k] })
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("goMemLimit = %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -42,8 +43,17 @@ func runServe(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "serve: %v\n", err)
 		return 2
 	}
+	memLimit, err := goMemLimit(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "serve: %v\n", err)
+		return 2
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("serve")
+	if memLimit > 0 {
+		debug.SetMemoryLimit(memLimit)
+		log.Info("Go memory limit set to 90% of the container's", "bytes", memLimit)
+	}
 	cfg, err := ctrl.GetConfig()
 	if err != nil {
 		fmt.Fprintf(stderr, "kubeconfig: %v\n", err)
