@@ -182,3 +182,12 @@ func StartServerWith(root string, o ServerOptions) (*Server, error) {
 
 // Stop stops the server, then the control plane.
 func (s *Server) Stop() { s.stop() }
+
+// AddUser gives a client configuration of a new user (certificate authentication) in groups.
+func (s *Server) AddUser(name string, groups ...string) (*rest.Config, error) {
+	u, err := s.env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.Config(), nil
+}

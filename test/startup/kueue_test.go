@@ -1,4 +1,4 @@
-package kueuelate
+package startup
 
 import (
 	"context"
@@ -47,6 +47,27 @@ func (w *warnings) take() []string {
 	return got
 }
 
+// envtestOnly skips under -short and needs the control-plane binaries; it quiets the logs.
+func envtestOnly(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("envtest")
+	}
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set; run `make test` (it builds kube-apiserver and etcd once) or use -short")
+	}
+	quiet()
+}
+
+// quiet sends the server's logs to stderr only with VERBOSE set.
+func quiet() {
+	out := io.Discard
+	if os.Getenv("VERBOSE") != "" {
+		out = os.Stderr
+	}
+	logf.SetLogger(zap.New(zap.WriteTo(out)))
+}
+
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	start := time.Now()
@@ -68,17 +89,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 // controller (and the ResourceFlavor informer) by itself, creates the LocalQueue the policy asks
 // for, and the warning stops.
 func TestKueueInstalledAfterStart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("envtest")
-	}
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set; run `make test` (it builds kube-apiserver and etcd once) or use -short")
-	}
-	out := io.Discard
-	if os.Getenv("VERBOSE") != "" {
-		out = os.Stderr
-	}
-	logf.SetLogger(zap.New(zap.WriteTo(out)))
+	envtestOnly(t)
 	srv, err := testenv.StartServerWith("../..", testenv.ServerOptions{WithoutKueue: true, KueueCheckInterval: 200 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
