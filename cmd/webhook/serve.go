@@ -63,6 +63,14 @@ func runServe(args []string, stderr io.Writer) int {
 	signals := make(chan os.Signal, 2)
 	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
 	ctx := o.Drain.Context(context.Background(), *shutdownDelay, signals, log)
+	// controller-runtime's manager does not return while caches that never synced (no RBAC yet) are
+	// still starting; bound the shutdown anyway.
+	go func() {
+		<-ctx.Done()
+		time.Sleep(o.GracefulShutdownTimeout + 5*time.Second)
+		log.Info("the manager did not stop within the graceful shutdown timeout; exiting")
+		os.Exit(1)
+	}()
 	mgr, err := server.NewManager(ctx, cfg, o)
 	if err != nil {
 		log.Error(err, "setting up")
