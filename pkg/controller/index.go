@@ -90,6 +90,9 @@ func (s *IndexSync) SetupFlavors(ctx context.Context) error {
 // so it should not) is retried and the replica stays unready meanwhile.
 func (s *IndexSync) build(ctx context.Context) error {
 	if !s.cache.GetCache().WaitForCacheSync(ctx) {
+		if ctx.Err() != nil {
+			return nil // stopped before the caches synced
+		}
 		return fmt.Errorf("policy caches did not sync")
 	}
 	for {
