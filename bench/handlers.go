@@ -56,7 +56,7 @@ func TeamIndex() (*policy.Index, error) {
 func Mutator(p server.Policies) http.Handler {
 	m := server.NewMetrics(prometheus.NewRegistry())
 	mutator := &server.Mutator{Policies: p, Metrics: m, Log: logr.Discard()}
-	return server.WithRequestTimeout(&webhook.Admission{Handler: server.NewThrottle(mutator, 0, m)})
+	return server.WithRequestTimeout(&webhook.Admission{Handler: server.NewThrottle(0, m).Bound(mutator)})
 }
 
 // Validator is the production workload validator, as server.NewManager registers it at /validate.

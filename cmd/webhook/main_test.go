@@ -107,3 +107,61 @@ func TestUsage(t *testing.T) {
 		t.Errorf("mutate without -f: exit %d", code)
 	}
 }
+
+// Bad durations are refused before the server starts, naming the flag, the value and what is allowed.
+func TestServeFlagsValidated(t *testing.T) {
+	cases := map[string]struct {
+		args []string
+		want string
+	}{
+		"lease not longer than renew": {[]string{"--leader-elect-lease-duration=5s", "--leader-elect-renew-deadline=10s"},
+			"--leader-elect-lease-duration=5s: must be greater than --leader-elect-renew-deadline (10s)"},
+		"renew within 1.2 retries": {[]string{"--leader-elect-renew-deadline=2s", "--leader-elect-retry-period=2s"},
+			"--leader-elect-renew-deadline=2s: must be greater than 1.2 x --leader-elect-retry-period (2s)"},
+		"zero retry":            {[]string{"--leader-elect-retry-period=0s"}, "--leader-elect-retry-period=0s: must be greater than 0"},
+		"negative delay":        {[]string{"--shutdown-delay=-1s"}, "--shutdown-delay=-1s: must not be negative"},
+		"negative grace":        {[]string{"--graceful-shutdown-timeout=-5s"}, "--graceful-shutdown-timeout=-5s: must not be negative"},
+		"zero kueue interval":   {[]string{"--kueue-check-interval=0"}, "--kueue-check-interval=0s: must be greater than 0"},
+		"not a duration at all": {[]string{"--shutdown-delay=soon"}, `invalid value "soon" for flag -shutdown-delay`},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(append([]string{"serve"}, tc.args...), strings.NewReader(""), &out, &errOut)
+			if code != 2 || !strings.Contains(errOut.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errOut.String(), tc.want)
+			}
+		})
+	}
+}
+
+func TestGoMemLimit(t *testing.T) {
+	cases := map[string]struct {
+		env  map[string]string
+		want int64
+		err  string
+	}{
+		"90% of the limit":       {env: map[string]string{"MEMORY_LIMIT": "536870912"}, want: 483183819},
+		"GOMEMLIMIT wins":        {env: map[string]string{"MEMORY_LIMIT": "536870912", "GOMEMLIMIT": "100MiB"}},
+		"no limit given":         {env: map[string]string{}},
+		"a quantity, not bytes":  {env: map[string]string{"MEMORY_LIMIT": "512Mi"}, err: `MEMORY_LIMIT="512Mi": must be the container's memory limit in bytes, a positive integer`},
+		"zero":                   {env: map[string]string{"MEMORY_LIMIT": "0"}, err: `MEMORY_LIMIT="0": must be`},
+		"negative":               {env: map[string]string{"MEMORY_LIMIT": "-1"}, err: `MEMORY_LIMIT="-1": must be`},
+		"overflowing":            {env: map[string]string{"MEMORY_LIMIT": "99999999999999999999"}, err: `MEMORY_LIMIT="99999999999999999999": must be`},
+		"the largest int64 fits": {env: map[string]string{"MEMORY_LIMIT": "9223372036854775807"}, want: 9223372036854775807 / 10 * 9},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := goMemLimit(func(k string) string { return tc.env[k] })
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("goMemLimit = %d, %v; want %d", got, err, tc.want)
+			}
+		})
+	}
+}

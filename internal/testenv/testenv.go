@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -58,6 +60,26 @@ func WaitTLS(addr string, timeout time.Duration) error {
 	}
 }
 
+// WaitReady polls a readiness URL until it answers 200.
+func WaitReady(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get(url) //nolint:gosec // a loopback test URL
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s: %s: %s", url, resp.Status, body)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v: %w", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // Server is a real kube-apiserver with the KaiwoPolicy, Kueue and KubeRay CRDs and the webhook
 // configuration of config/webhook (not a copy), pointed at the webhook server running in this process.
 type Server struct {
@@ -72,11 +94,33 @@ type Server struct {
 
 // StartServer starts it all; root is the repository root. KUBEBUILDER_ASSETS must name the binaries.
 func StartServer(root string) (*Server, error) {
+	return StartServerWith(root, ServerOptions{})
+}
+
+// ServerOptions change what StartServer sets up.
+type ServerOptions struct {
+	// WithoutKueue leaves Kueue's CRDs out (KueueCRDs finds them, to install later).
+	WithoutKueue bool
+	// KueueCheckInterval is the server's; zero means its default.
+	KueueCheckInterval time.Duration
+}
+
+// KueueCRDs is the directory of Kueue's CRDs in the module cache.
+func KueueCRDs() (string, error) {
+	dir, err := ModuleDir("sigs.k8s.io/kueue")
+	return filepath.Join(dir, "config/components/crd/bases"), err
+}
+
+// StartServerWith is StartServer with options.
+func StartServerWith(root string, o ServerOptions) (*Server, error) {
 	dirs := []string{filepath.Join(root, "config", "crd")}
 	for _, m := range []struct{ mod, sub string }{
 		{"sigs.k8s.io/kueue", "config/components/crd/bases"},
 		{"github.com/ray-project/kuberay/ray-operator", "config/crd/bases"},
 	} {
+		if o.WithoutKueue && m.mod == "sigs.k8s.io/kueue" {
+			continue
+		}
 		dir, err := ModuleDir(m.mod)
 		if err != nil {
 			return nil, err
@@ -97,9 +141,16 @@ func StartServer(root string) (*Server, error) {
 	s.Metrics = server.NewMetrics(s.Registry)
 	ctx, cancel := context.WithCancel(context.Background())
 	wh := env.WebhookInstallOptions
+	probePort, err := FreePort()
+	if err != nil {
+		cancel()
+		_ = env.Stop()
+		return nil, err
+	}
+	probe := "127.0.0.1:" + strconv.Itoa(probePort)
 	mgr, err := server.NewManager(ctx, cfg, server.Options{
 		Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
-		MetricsAddr: "0", ProbeAddr: "0", Metrics: s.Metrics,
+		MetricsAddr: "0", ProbeAddr: probe, Metrics: s.Metrics, KueueCheckInterval: o.KueueCheckInterval,
 	})
 	if err != nil {
 		cancel()
@@ -117,6 +168,11 @@ func StartServer(root string) (*Server, error) {
 		s.Stop()
 		return nil, err
 	}
+	// Ready: the policy index is built (before that the webhook refuses).
+	if err := WaitReady("http://"+probe+"/readyz", time.Minute); err != nil {
+		s.Stop()
+		return nil, err
+	}
 	if s.Client, err = client.New(cfg, client.Options{Scheme: server.Scheme()}); err != nil {
 		s.Stop()
 		return nil, err
@@ -126,3 +182,12 @@ func StartServer(root string) (*Server, error) {
 
 // Stop stops the server, then the control plane.
 func (s *Server) Stop() { s.stop() }
+
+// AddUser gives a client configuration of a new user (certificate authentication) in groups.
+func (s *Server) AddUser(name string, groups ...string) (*rest.Config, error) {
+	u, err := s.env.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		return nil, err
+	}
+	return u.Config(), nil
+}

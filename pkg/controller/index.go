@@ -2,17 +2,19 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
@@ -31,6 +33,8 @@ type IndexSync struct {
 	cache  manager.Manager
 	seen   sync.Map
 	synced atomic.Bool
+	// flavorsOn: the ResourceFlavor informer was added (Kueue's API is served).
+	flavorsOn atomic.Bool
 
 	// pending holds namespaces whose effective policy may have changed, until the LocalQueue
 	// controller (leader only) takes them; deduplicated, so it is bounded by the namespace count.
@@ -39,7 +43,12 @@ type IndexSync struct {
 	signal  chan struct{}
 }
 
-// Setup registers the informer handlers; the Kueue ResourceFlavor informer only when Kueue is installed.
+// ErrNotBuilt is what For answers before the index was first built from the informers.
+var ErrNotBuilt = errors.New("policy index not built yet")
+
+// Setup registers the informer handlers and the runnable that builds the index. That runnable runs on
+// every replica (not only the elected leader): each replica serves the webhook from its own index.
+// The Kueue ResourceFlavor informer is added by SetupFlavors, once Kueue's API is served.
 func (s *IndexSync) Setup(ctx context.Context, mgr manager.Manager) error {
 	s.cache = mgr
 	s.signal = make(chan struct{}, 1)
@@ -59,43 +68,74 @@ func (s *IndexSync) Setup(ctx context.Context, mgr manager.Manager) error {
 	if err != nil {
 		return err
 	}
-	if _, err := polInf.AddEventHandler(all(func() { s.policies(ctx) })); err != nil {
+	if _, err := polInf.AddEventHandler(all(func() { s.logged(s.policies(ctx)) })); err != nil {
 		return err
 	}
-	if ok, err := served(mgr, &kueue.ResourceFlavor{}); err != nil {
+	return mgr.Add(everyReplica(s.build))
+}
+
+// SetupFlavors adds the Kueue ResourceFlavor informer (gpusPerNodeFrom reads flavors' node labels). It
+// may be called before or after the manager started; after, it returns once the informer synced.
+func (s *IndexSync) SetupFlavors(ctx context.Context) error {
+	inf, err := s.cache.GetCache().GetInformer(ctx, &kueue.ResourceFlavor{})
+	if err != nil {
 		return err
-	} else if ok {
-		flInf, err := c.GetInformer(ctx, &kueue.ResourceFlavor{})
-		if err != nil {
-			return err
+	}
+	s.flavorsOn.Store(true)
+	_, err = inf.AddEventHandler(all(func() { s.logged(s.flavors(ctx)) }))
+	return err
+}
+
+// build waits for the caches, then builds the index from them. A List that fails (it reads the cache,
+// so it should not) is retried and the replica stays unready meanwhile.
+func (s *IndexSync) build(ctx context.Context) error {
+	if !s.cache.GetCache().WaitForCacheSync(ctx) {
+		if ctx.Err() != nil {
+			return nil // stopped before the caches synced
 		}
-		if _, err := flInf.AddEventHandler(all(func() { s.flavors(ctx) })); err != nil {
-			return err
+		return fmt.Errorf("policy caches did not sync")
+	}
+	for {
+		err := s.policies(ctx)
+		if err == nil {
+			err = s.flavors(ctx)
+		}
+		if err == nil {
+			break
+		}
+		s.logged(err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
 		}
 	}
-	return mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
-		if !c.WaitForCacheSync(ctx) {
-			return fmt.Errorf("policy caches did not sync")
-		}
-		s.policies(ctx)
-		s.flavors(ctx)
-		s.synced.Store(true)
-		<-ctx.Done()
-		return nil
-	}))
+	s.synced.Store(true)
+	<-ctx.Done()
+	return nil
+}
+
+func (s *IndexSync) logged(err error) {
+	if err != nil {
+		log.Log.WithName("policy-index").Error(err, "updating the policy index")
+	}
 }
 
 // Synced is a readiness check: ready once the caches synced and the index was built from them.
 func (s *IndexSync) Synced(*http.Request) error {
 	if !s.synced.Load() {
-		return fmt.Errorf("policy index not built yet")
+		return ErrNotBuilt
 	}
 	return nil
 }
 
 // For is the effective policy of namespace: a map lookup, with one uncached read for a namespace the
 // informer has not delivered yet (created a moment ago).
+// Before the index was built it answers ErrNotBuilt: every namespace would resolve to no policy.
 func (s *IndexSync) For(ctx context.Context, namespace string) (*policy.Policy, error) {
+	if !s.synced.Load() {
+		return nil, ErrNotBuilt
+	}
 	if _, ok := s.seen.Load(namespace); ok || namespace == "" {
 		return s.Index.For(namespace), nil
 	}
@@ -125,19 +165,23 @@ func (s *IndexSync) namespace(o any, deleted bool) {
 	s.notify(ns.Name)
 }
 
-func (s *IndexSync) policies(ctx context.Context) {
+func (s *IndexSync) policies(ctx context.Context) error {
 	var list v1alpha1.KaiwoPolicyList
 	if err := s.cache.GetCache().List(ctx, &list); err != nil {
-		return
+		return fmt.Errorf("listing KaiwoPolicies: %w", err)
 	}
 	s.Index.SetPolicies(list.Items)
 	s.notifyAll()
+	return nil
 }
 
-func (s *IndexSync) flavors(ctx context.Context) {
+func (s *IndexSync) flavors(ctx context.Context) error {
+	if !s.flavorsOn.Load() {
+		return nil
+	}
 	var list kueue.ResourceFlavorList
 	if err := s.cache.GetCache().List(ctx, &list); err != nil {
-		return
+		return fmt.Errorf("listing ResourceFlavors: %w", err)
 	}
 	fl := policy.Flavors{}
 	for _, f := range list.Items {
@@ -145,6 +189,7 @@ func (s *IndexSync) flavors(ctx context.Context) {
 	}
 	s.Index.SetFlavors(fl)
 	s.notifyAll()
+	return nil
 }
 
 // notify marks namespaces for the LocalQueue controller, after the index has the change; it never blocks.
@@ -203,15 +248,8 @@ func all(f func()) toolscache.ResourceEventHandlerFuncs {
 	}
 }
 
-// served reports whether the API server serves obj's kind (Kueue may not be installed).
-func served(mgr manager.Manager, obj client.Object) (bool, error) {
-	gvk, err := mgr.GetClient().GroupVersionKindFor(obj)
-	if err != nil {
-		return false, err
-	}
-	_, err = mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
-	if meta.IsNoMatchError(err) {
-		return false, nil
-	}
-	return err == nil, err
-}
+// everyReplica is a runnable that runs on every replica, leader election or not.
+type everyReplica func(ctx context.Context) error
+
+func (f everyReplica) Start(ctx context.Context) error { return f(ctx) }
+func (everyReplica) NeedLeaderElection() bool          { return false }

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -39,34 +40,36 @@ const (
 type PolicyStatus struct {
 	Client   client.Client
 	Recorder recorder.EventRecorder
-	// Kueue says whether the ResourceFlavor and LocalQueue APIs are served; Setup finds out.
-	Kueue bool
+	// kueue is set once the ResourceFlavor and LocalQueue APIs are served (SetupKueue).
+	kueue atomic.Bool
 }
 
 // Setup registers the controller; like every controller of the manager it runs only on the leader.
-// It watches Kueue's ResourceFlavors and LocalQueues when Kueue is installed.
 func (r *PolicyStatus) Setup(mgr ctrl.Manager) error {
-	ok, err := served(mgr, &kueue.LocalQueue{})
-	if err != nil {
-		return err
-	}
-	r.Kueue = ok
 	toAll := handler.EnqueueRequestsFromMapFunc(r.allPolicies)
-	b := ctrl.NewControllerManagedBy(mgr).
+	return ctrl.NewControllerManagedBy(mgr).
 		Named("kaiwopolicy-status").
 		// Any policy's spec decides ties and which namespaces each policy decides. The status writes
 		// change no generation: they do not come back as work.
 		Watches(&v1alpha1.KaiwoPolicy{}, toAll, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, toAll, builder.WithPredicates(predicate.Funcs{
 			UpdateFunc: func(e event.UpdateEvent) bool { return !mapsEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) },
-		}))
-	if r.Kueue {
-		b = b.Watches(&kueue.ResourceFlavor{}, toAll).
-			Watches(&kueue.LocalQueue{}, toAll, builder.WithPredicates(predicate.Funcs{
-				UpdateFunc: func(event.UpdateEvent) bool { return false },
-			}))
-	}
-	return b.Complete(r)
+		})).
+		Complete(r)
+}
+
+// SetupKueue adds, once Kueue's API is served (at start-up or later), the watches of ResourceFlavors
+// and LocalQueues; their first events bring every policy's status up to date with them.
+func (r *PolicyStatus) SetupKueue(mgr ctrl.Manager) error {
+	r.kueue.Store(true)
+	toAll := handler.EnqueueRequestsFromMapFunc(r.allPolicies)
+	return ctrl.NewControllerManagedBy(mgr).
+		Named("kaiwopolicy-status-kueue").
+		Watches(&kueue.ResourceFlavor{}, toAll).
+		Watches(&kueue.LocalQueue{}, toAll, builder.WithPredicates(predicate.Funcs{
+			UpdateFunc: func(event.UpdateEvent) bool { return false },
+		})).
+		Complete(r)
 }
 
 func (r *PolicyStatus) allPolicies(ctx context.Context, _ client.Object) []reconcile.Request {
@@ -103,7 +106,7 @@ func (r *PolicyStatus) Reconcile(ctx context.Context, req reconcile.Request) (re
 	}
 	flavors := policy.Flavors{}
 	queues := map[types.NamespacedName]bool{}
-	if r.Kueue {
+	if r.kueue.Load() {
 		var fl kueue.ResourceFlavorList
 		if err := r.Client.List(ctx, &fl); err != nil {
 			return reconcile.Result{}, err
@@ -121,7 +124,7 @@ func (r *PolicyStatus) Reconcile(ctx context.Context, req reconcile.Request) (re
 	}
 	rep := policy.MakeReport(p.Name, policies.Items, namespaces, flavors)
 	var missing func(ns, queue string) bool
-	if r.Kueue {
+	if r.kueue.Load() {
 		missing = func(ns, queue string) bool { return !queues[types.NamespacedName{Namespace: ns, Name: queue}] }
 	}
 	want := DesiredStatus(&p, rep, missing)

@@ -278,8 +278,17 @@ func TestValidateSet(t *testing.T) {
 			policy:   makePolicy("prod").Selector(env("prod")).Obj(),
 			existing: []*v1alpha1.KaiwoPolicy{makePolicy("vision").Obj(), makePolicy("ml").Obj()},
 			want: field.ErrorList{
-				field.Invalid(field.NewPath("spec", "priority"), int32(0), `must differ from the priority of KaiwoPolicy "ml", which also selects namespace "ml-a"`),
-				field.Invalid(field.NewPath("spec", "priority"), int32(0), `must differ from the priority of KaiwoPolicy "vision", which also selects namespace "vision-a"`),
+				field.Invalid(field.NewPath("spec", "priority"), int32(0), `must differ from the priority of KaiwoPolicy "ml", which also selects 1 namespace that this one selects`),
+				field.Invalid(field.NewPath("spec", "priority"), int32(0), `must differ from the priority of KaiwoPolicy "vision", which also selects 1 namespace that this one selects`),
+			},
+		},
+		"equal priority, every namespace shared: counted, not named": {
+			policy: makePolicy("prod").Selector(env("prod")).Obj(),
+			existing: []*v1alpha1.KaiwoPolicy{makePolicy("all-teams").Selector(&metav1.LabelSelector{
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: teamLabel, Operator: metav1.LabelSelectorOpExists}},
+			}).Obj()},
+			want: field.ErrorList{
+				field.Invalid(field.NewPath("spec", "priority"), int32(0), `must differ from the priority of KaiwoPolicy "all-teams", which also selects 2 namespaces that this one selects`),
 			},
 		},
 		"equal priority, identical selectors that select no namespace yet": {
@@ -303,6 +312,12 @@ func TestValidateSet(t *testing.T) {
 			got := ValidateSet(tc.policy, existing, namespaces)
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("ValidateSet() mismatch (-want,+got):\n%s", diff)
+			}
+			// A selector must not probe for namespace names through the denial.
+			for ns := range namespaces {
+				if len(got) > 0 && strings.Contains(got.ToAggregate().Error(), ns) {
+					t.Errorf("denial names namespace %q: %v", ns, got)
+				}
 			}
 		})
 	}

@@ -24,6 +24,10 @@ import (
 // (name to labels: the cluster's namespaces today) that both select. A later
 // namespace or label change can still create an overlap; resolution then breaks
 // the tie by name and reports a warning, rather than failing the namespace.
+//
+// The denial names the other policy and how many namespaces both select, never
+// a namespace: the requester may not be allowed to list namespaces, and label
+// selectors would otherwise let them probe for namespace names by label.
 func ValidateSet(p *v1alpha1.KaiwoPolicy, existing []v1alpha1.KaiwoPolicy, namespaces map[string]map[string]string) field.ErrorList {
 	sel, ok := parseSelector(p.Spec.NamespaceSelector)
 	if !ok {
@@ -35,7 +39,6 @@ func ValidateSet(p *v1alpha1.KaiwoPolicy, existing []v1alpha1.KaiwoPolicy, names
 			selected = append(selected, name)
 		}
 	}
-	slices.Sort(selected)
 
 	var others []*v1alpha1.KaiwoPolicy
 	for i := range existing {
@@ -57,15 +60,25 @@ func ValidateSet(p *v1alpha1.KaiwoPolicy, existing []v1alpha1.KaiwoPolicy, names
 				"must differ from the priority of KaiwoPolicy %q, which has the same namespaceSelector", o.Name)))
 			continue
 		}
+		shared := 0
 		for _, ns := range selected {
 			if osel.Matches(labels.Set(namespaces[ns])) {
-				errs = append(errs, field.Invalid(pp, p.Spec.Priority, fmt.Sprintf(
-					"must differ from the priority of KaiwoPolicy %q, which also selects namespace %q", o.Name, ns)))
-				break
+				shared++
 			}
+		}
+		if shared > 0 {
+			errs = append(errs, field.Invalid(pp, p.Spec.Priority, fmt.Sprintf(
+				"must differ from the priority of KaiwoPolicy %q, which also selects %s that this one selects", o.Name, countNamespaces(shared))))
 		}
 	}
 	return errs
+}
+
+func countNamespaces(n int) string {
+	if n == 1 {
+		return "1 namespace"
+	}
+	return fmt.Sprintf("%d namespaces", n)
 }
 
 func parseSelector(sel *metav1.LabelSelector) (labels.Selector, bool) {

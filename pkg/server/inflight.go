@@ -20,47 +20,47 @@ func DefaultMaxInflight() int { return 2 * runtime.GOMAXPROCS(0) }
 // that would be lost.
 const MaxQueueWait = 4 * time.Second
 
-// Throttle runs at most cap(slots) requests of Handler at once. The others wait in line until a slot
-// frees, their context ends or MaxQueueWait passes; a request that gets no slot is answered 429.
+// Throttle runs at most cap(slots) requests at once over every handler it bounds. The others wait in
+// line until a slot frees, their context ends or MaxQueueWait passes; a request that gets no slot is
+// answered 429.
 type Throttle struct {
-	Handler admission.Handler
 	Metrics *Metrics
 	slots   chan struct{}
 }
 
-var _ admission.Handler = (*Throttle)(nil)
-
-// NewThrottle bounds h to n requests at once; n < 1 means DefaultMaxInflight.
-func NewThrottle(h admission.Handler, n int, m *Metrics) *Throttle {
+// NewThrottle allows n requests at once; n < 1 means DefaultMaxInflight.
+func NewThrottle(n int, m *Metrics) *Throttle {
 	if n < 1 {
 		n = DefaultMaxInflight()
 	}
-	return &Throttle{Handler: h, Metrics: m, slots: make(chan struct{}, n)}
+	return &Throttle{Metrics: m, slots: make(chan struct{}, n)}
 }
 
-// Handle waits for a slot, then runs the handler.
-func (t *Throttle) Handle(ctx context.Context, req admission.Request) admission.Response {
-	select {
-	case t.slots <- struct{}{}:
-	default:
-		wait := time.NewTimer(MaxQueueWait)
-		defer wait.Stop()
+// Bound runs h within the throttle's slots.
+func (t *Throttle) Bound(h admission.Handler) admission.Handler {
+	return admission.HandlerFunc(func(ctx context.Context, req admission.Request) admission.Response {
 		select {
 		case t.slots <- struct{}{}:
-		case <-ctx.Done():
-			return t.reject(req, "its context ended first: "+context.Cause(ctx).Error())
-		case <-wait.C:
-			return t.reject(req, fmt.Sprintf("none freed within %v", MaxQueueWait))
+		default:
+			wait := time.NewTimer(MaxQueueWait)
+			defer wait.Stop()
+			select {
+			case t.slots <- struct{}{}:
+			case <-ctx.Done():
+				return t.reject(req, "its context ended first: "+context.Cause(ctx).Error())
+			case <-wait.C:
+				return t.reject(req, fmt.Sprintf("none freed within %v", MaxQueueWait))
+			}
 		}
-	}
-	defer func() { <-t.slots }()
-	return t.Handler.Handle(ctx, req)
+		defer func() { <-t.slots }()
+		return h.Handle(ctx, req)
+	})
 }
 
 func (t *Throttle) reject(req admission.Request, why string) admission.Response {
 	t.Metrics.Throttled.WithLabelValues(req.Kind.Kind).Inc()
 	return admission.Errored(http.StatusTooManyRequests,
-		fmt.Errorf("kaiwo: the webhook is busy: all %d mutation slots are taken and %s; try again", cap(t.slots), why))
+		fmt.Errorf("kaiwo: the webhook is busy: all %d request slots are taken and %s; try again", cap(t.slots), why))
 }
 
 // WithRequestTimeout gives each request's context the deadline the API server sends in the timeout query

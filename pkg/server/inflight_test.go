@@ -48,7 +48,7 @@ func jobRequest() admission.Request {
 func TestThrottleQueuesThenRejects(t *testing.T) {
 	m := server.NewMetrics(prometheus.NewRegistry())
 	b := &blocking{entered: make(chan struct{}, 2), release: make(chan struct{})}
-	th := server.NewThrottle(b, 1, m)
+	th := server.NewThrottle(1, m).Bound(b)
 
 	done := make(chan admission.Response)
 	go func() { done <- th.Handle(context.Background(), jobRequest()) }()
@@ -57,7 +57,7 @@ func TestThrottleQueuesThenRejects(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	resp := th.Handle(ctx, jobRequest())
-	if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || !strings.Contains(resp.Result.Message, "all 1 mutation slots are taken") {
+	if resp.Allowed || resp.Result.Code != http.StatusTooManyRequests || !strings.Contains(resp.Result.Message, "all 1 request slots are taken") {
 		t.Errorf("queued past its deadline: allowed=%v code=%d %q; want a 429 that says the slots are taken", resp.Allowed, resp.Result.Code, resp.Result.Message)
 	}
 	if got := testutil.ToFloat64(m.Throttled.WithLabelValues("Job")); got != 1 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net/http"
+	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -12,8 +14,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 	kueue "sigs.k8s.io/kueue/apis/kueue/v1beta2"
 
 	"github.com/silogen/kaiwo-webhook/api/v1alpha1"
@@ -30,15 +34,36 @@ const (
 
 // Options configure the server.
 type Options struct {
-	Host, CertDir           string
-	Port                    int
+	Host, CertDir string
+	Port          int
+	// MetricsAddr serves /metrics over HTTPS (the webhook's certificate from CertDir, else a
+	// self-signed one) to clients the API server authenticates and authorizes; "0" turns it off.
 	MetricsAddr, ProbeAddr  string
 	LeaderElect             bool
 	LeaderElectionNamespace string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune leader election; zero means
+	// controller-runtime's defaults (15s, 10s, 2s).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// GracefulShutdownTimeout bounds how long the stopping manager waits for its runnables (the
+	// webhook server's requests in flight among them); zero means controller-runtime's 30s.
+	GracefulShutdownTimeout time.Duration
+	// Drain, if set, fails readiness once a shutdown signal arrived and closes connections after
+	// their response while draining.
+	Drain *Drain
+	// KueueCheckInterval is how often a replica checks whether Kueue's API is served, until it is;
+	// zero means 15s.
+	KueueCheckInterval time.Duration
 	// Metrics registers the webhook's own metrics; nil means controller-runtime's registry.
 	Metrics *Metrics
 	// MaxInflight bounds the mutations that run at once; 0 means DefaultMaxInflight.
 	MaxInflight int
+}
+
+func nonZero(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
 }
 
 // Scheme knows every type the server reads or writes.
@@ -55,20 +80,29 @@ func Scheme() *runtime.Scheme {
 // NewManager assembles the webhook server, the policy index and the LocalQueue controller.
 func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manager, error) {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  Scheme(),
-		Metrics:                 metricsserver.Options{BindAddress: o.MetricsAddr},
+		Scheme: Scheme(),
+		Metrics: metricsserver.Options{
+			BindAddress:    o.MetricsAddr,
+			SecureServing:  true,
+			CertDir:        o.CertDir,
+			FilterProvider: filters.WithAuthenticationAndAuthorization,
+			TLSOpts:        []func(*tls.Config){tlsOptions},
+		},
 		HealthProbeBindAddress:  o.ProbeAddr,
 		LeaderElection:          o.LeaderElect,
 		LeaderElectionID:        "kaiwo-webhook.kaiwo.silogen.ai",
 		LeaderElectionNamespace: o.LeaderElectionNamespace,
+		// A replica that stops hands the lease on at once instead of letting it expire.
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 nonZero(o.LeaseDuration),
+		RenewDeadline:                 nonZero(o.RenewDeadline),
+		RetryPeriod:                   nonZero(o.RetryPeriod),
+		GracefulShutdownTimeout:       nonZero(o.GracefulShutdownTimeout),
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host:    o.Host,
 			Port:    o.Port,
 			CertDir: o.CertDir,
-			TLSOpts: []func(*tls.Config){func(c *tls.Config) {
-				c.MinVersion = tls.VersionTLS12
-				c.NextProtos = []string{"http/1.1"} // HTTP/2 off (CVE-2023-44487, CVE-2023-39325)
-			}},
+			TLSOpts: []func(*tls.Config){tlsOptions},
 		}),
 	})
 	if err != nil {
@@ -80,23 +114,35 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	}
 	index := policy.NewIndex()
 	sync := &controller.IndexSync{Index: index, Reader: mgr.GetAPIReader()}
-	// The workload validator reads the Deployment behind a scale-up uncached (the API reader).
-	mgr.GetWebhookServer().Register(ValidatePath, &webhook.Admission{Handler: &WorkloadValidator{
-		Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}})
 	if err := sync.Setup(ctx, mgr); err != nil {
 		return nil, fmt.Errorf("policy index: %w", err)
 	}
-	if err := setupLocalQueues(mgr, sync); err != nil {
-		return nil, err
-	}
-	if err := (&controller.PolicyStatus{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kaiwo-webhook")}).Setup(mgr); err != nil {
+	status := &controller.PolicyStatus{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("kaiwo-webhook")}
+	if err := status.Setup(mgr); err != nil {
 		return nil, fmt.Errorf("policy status: %w", err)
 	}
+	kueueWatch, err := setupKueue(ctx, cfg, mgr, sync, status, o.KueueCheckInterval)
+	if err != nil {
+		return nil, err
+	}
+	drain := o.Drain
+	if drain == nil {
+		drain = &Drain{}
+	}
+	// Mutations and validations share one bound on the requests that run at once.
+	throttle := NewThrottle(o.MaxInflight, metrics)
+	serve := func(h admission.Handler) http.Handler {
+		return drain.Wrap(WithRequestTimeout(&webhook.Admission{Handler: throttle.Bound(h)}))
+	}
 	hooks := mgr.GetWebhookServer()
-	mutator := &Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate")}
-	hooks.Register(MutatePath, WithRequestTimeout(&webhook.Admission{Handler: NewThrottle(mutator, o.MaxInflight, metrics)}))
-	hooks.Register(ValidatePolicyPath, &webhook.Admission{Handler: &PolicyValidator{Conflicts: index.Conflicts}})
+	hooks.Register(MutatePath, serve(&Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate"), KueueServed: kueueWatch.Served}))
+	// The workload validator reads the Deployment behind a scale-up uncached (the API reader).
+	hooks.Register(ValidatePath, serve(&WorkloadValidator{Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}))
+	hooks.Register(ValidatePolicyPath, drain.Wrap(&webhook.Admission{Handler: &PolicyValidator{Conflicts: index.Conflicts}}))
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("shutdown", drain.Ready); err != nil {
 		return nil, err
 	}
 	if err := mgr.AddReadyzCheck("webhook", hooks.StartedChecker()); err != nil {
@@ -108,14 +154,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	return mgr, nil
 }
 
-func setupLocalQueues(mgr manager.Manager, sync *controller.IndexSync) error {
-	gvk, err := mgr.GetClient().GroupVersionKindFor(&kueue.LocalQueue{})
-	if err != nil {
-		return err
-	}
-	if _, err := mgr.GetRESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version); err != nil {
-		ctrl.Log.Info("Kueue LocalQueue API not served; the LocalQueue controller is off", "error", err.Error())
-		return nil
-	}
-	return (&controller.LocalQueues{Client: mgr.GetClient(), Sync: sync}).Setup(mgr)
+func tlsOptions(c *tls.Config) {
+	c.MinVersion = tls.VersionTLS12
+	c.NextProtos = []string{"http/1.1"} // HTTP/2 off (CVE-2023-44487, CVE-2023-39325)
 }

@@ -26,12 +26,16 @@ type Mutator struct {
 	Policies Policies
 	Metrics  *Metrics
 	Log      logr.Logger
+	// KueueServed reports whether Kueue's API is served; while it is not, a queued workload is
+	// admitted with the KueueNotInstalled warning. Nil means served.
+	KueueServed func() bool
 }
 
 var _ admission.Handler = (*Mutator)(nil)
 
 // Handle decodes the request, runs the core and returns its patch and warnings. Bad objects are denied
-// (403) or reported as bad requests (400); a policy it cannot resolve is 503. It answers 500 only if the
+// (403) or reported as bad requests (400); a policy it cannot resolve is 503, and so is every handled
+// request before the policy index was first built (it would resolve to no policy). It answers 500 only if the
 // patch cannot be encoded, which the Go types of the supported kinds rule out.
 func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
@@ -88,6 +92,9 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 	}
 	for _, f := range res.Features {
 		m.Metrics.Mutations.WithLabelValues(k.GVK.Kind, f).Inc()
+		if f == featureQueue && m.KueueServed != nil && !m.KueueServed() {
+			res.Warnings = append(res.Warnings, KueueNotInstalled)
+		}
 	}
 	if len(res.Patch) == 0 {
 		return admission.Allowed("").WithWarnings(res.Warnings...), "unchanged"

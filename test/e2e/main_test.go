@@ -69,8 +69,7 @@ var (
 	// our server
 	webhookBin  string
 	webhookPort int
-	webhookCert string // cert dir fed from cert-manager's Secret
-	webhook     *proc
+	webhookCert string // cert dir fed from cert-manager's Secret; the replicas are in replicas_test.go
 
 	kueueDir      string
 	kueueCABundle []byte
@@ -187,7 +186,7 @@ func run(m *testing.M) (code int) {
 	}
 	fmt.Printf("e2e: cert-manager issued %s/%s and injected its CA after %v\n", kaiwoNS, secretTLS, time.Since(start).Round(time.Second))
 
-	// 6. Our server, serving the certificate from that Secret.
+	// 6. Our server, two replicas behind a balancer, serving the certificate from that Secret.
 	if err := startWebhook(ctx); err != nil {
 		return fail(err)
 	}
@@ -414,48 +413,6 @@ func caInjected(ctx context.Context, ca []byte) error {
 		}
 	}
 	return nil
-}
-
-// startWebhook starts `webhook serve` and waits until it is ready and serves
-// a certificate that verifies against the CA cert-manager injected.
-func startWebhook(ctx context.Context) error {
-	probePort, err := testenv.FreePort()
-	if err != nil {
-		return err
-	}
-	p, err := startProc("webhook", nil, webhookBin, "serve",
-		"--cert-dir", webhookCert,
-		"--webhook-host", "127.0.0.1",
-		"--webhook-port", strconv.Itoa(webhookPort),
-		"--metrics-bind-address", "0",
-		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(probePort))
-	if err != nil {
-		return err
-	}
-	webhook = p
-	procs = append(procs, p)
-	var sec corev1.Secret
-	if err := k8s.Get(ctx, types.NamespacedName{Namespace: kaiwoNS, Name: secretTLS}, &sec); err != nil {
-		return err
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(sec.Data["ca.crt"])
-	for {
-		err = probe(ctx, "http://127.0.0.1:"+strconv.Itoa(probePort)+"/readyz")
-		if err == nil {
-			err = tlsVerify("127.0.0.1:"+strconv.Itoa(webhookPort), pool)
-		}
-		if err == nil {
-			return nil
-		}
-		if !p.running() {
-			return fmt.Errorf("webhook serve exited: %v", p.err)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("webhook serve not ready: %w", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 func probe(ctx context.Context, url string) error {

@@ -639,9 +639,9 @@ func runtimeToUnstructured(obj client.Object) (*unstructured.Unstructured, error
 func TestServerDown(t *testing.T) {
 	ns := "e2e-down"
 	namespace(t, ns, map[string]string{"kaiwo.silogen.ai/team": "e2e-down"})
-	webhook.stop()
+	stopWebhook()
 	t.Cleanup(func() {
-		if !webhook.running() {
+		if !webhookRunning() {
 			if err := startWebhook(bg); err != nil {
 				t.Errorf("restarting webhook: %v", err)
 			}

@@ -13,6 +13,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -34,11 +35,12 @@ const (
 	certDir       = "/tmp/k8s-webhook-server/serving-certs"
 	certSecret    = "kaiwo-webhook-tls"
 	injectCAFrom  = "cert-manager.io/inject-ca-from"
-	image         = "ghcr.io/silogen/kaiwo-webhook:latest"
+	image         = "ghcr.io/silogen/kaiwo-webhook:v0.1.0"
 	condition     = "kaiwo-managed-or-gpu"
 	mutatePath    = "/mutate"
 	validatePath  = "/validate-kaiwopolicy"
 	serviceName   = "kaiwo-webhook"
+	metricsReader = "kaiwo-webhook-metrics-reader"
 	kaiwoPolicies = "kaiwopolicies"
 )
 
@@ -65,7 +67,7 @@ func TestKustomizeRendersEverything(t *testing.T) {
 	objs := renderKustomize(t, "webhook")
 	want := []string{
 		"Certificate", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Deployment",
-		"Issuer", "MutatingWebhookConfiguration", "Namespace", "PodDisruptionBudget", "Role",
+		"Issuer", "MutatingWebhookConfiguration", "Namespace", "NetworkPolicy", "PodDisruptionBudget", "Role",
 		"RoleBinding", "Service", "ServiceAccount", "ValidatingWebhookConfiguration",
 	}
 	if diff := cmp.Diff(want, kinds(objs)); diff != "" {
@@ -110,8 +112,10 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("validating webhooks", vk.Webhooks, vc.Webhooks)
 	same("validating webhook CA injection", vk.Annotations[injectCAFrom], vc.Annotations[injectCAFrom])
 
-	same("ClusterRole rules", into[rbacv1.ClusterRole](t, find(t, k, "ClusterRole", "")).Rules,
-		into[rbacv1.ClusterRole](t, find(t, c, "ClusterRole", "")).Rules)
+	for _, name := range []string{serviceName, metricsReader} {
+		same("ClusterRole "+name+" rules", into[rbacv1.ClusterRole](t, find(t, k, "ClusterRole", name)).Rules,
+			into[rbacv1.ClusterRole](t, find(t, c, "ClusterRole", name)).Rules)
+	}
 	same("Role rules", into[rbacv1.Role](t, find(t, k, "Role", "")).Rules, into[rbacv1.Role](t, find(t, c, "Role", "")).Rules)
 
 	dk := into[appsv1.Deployment](t, find(t, k, "Deployment", serviceName))
@@ -121,6 +125,21 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("Deployment pod securityContext", dk.Spec.Template.Spec.SecurityContext, dc.Spec.Template.Spec.SecurityContext)
 	same("Deployment volumes", dk.Spec.Template.Spec.Volumes, dc.Spec.Template.Spec.Volumes)
 	same("Deployment serviceAccountName", dk.Spec.Template.Spec.ServiceAccountName, dc.Spec.Template.Spec.ServiceAccountName)
+	same("Deployment priorityClassName", dk.Spec.Template.Spec.PriorityClassName, dc.Spec.Template.Spec.PriorityClassName)
+	same("Deployment terminationGracePeriodSeconds", dk.Spec.Template.Spec.TerminationGracePeriodSeconds, dc.Spec.Template.Spec.TerminationGracePeriodSeconds)
+	// Selectors differ by the chart's instance label; that each selects its own pods is checked elsewhere.
+	noSelector := func(tsc []corev1.TopologySpreadConstraint) []corev1.TopologySpreadConstraint {
+		for i := range tsc {
+			tsc[i].LabelSelector = nil
+		}
+		return tsc
+	}
+	same("Deployment topologySpreadConstraints", noSelector(dk.Spec.Template.Spec.TopologySpreadConstraints), noSelector(dc.Spec.Template.Spec.TopologySpreadConstraints))
+	same("Deployment affinity", dk.Spec.Template.Spec.Affinity, dc.Spec.Template.Spec.Affinity)
+	nk := into[networkingv1.NetworkPolicy](t, find(t, k, "NetworkPolicy", serviceName)).Spec
+	nc := into[networkingv1.NetworkPolicy](t, find(t, c, "NetworkPolicy", serviceName)).Spec
+	nk.PodSelector, nc.PodSelector = metav1.LabelSelector{}, metav1.LabelSelector{}
+	same("NetworkPolicy spec", nk, nc)
 
 	same("Service ports", into[corev1.Service](t, find(t, k, "Service", serviceName)).Spec.Ports,
 		into[corev1.Service](t, find(t, c, "Service", serviceName)).Spec.Ports)
@@ -230,7 +249,7 @@ func TestWebhookConfiguration(t *testing.T) {
 			if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(dep.Spec.Template.Labels)) {
 				t.Errorf("Service selector %v does not select the pods %v", svc.Spec.Selector, dep.Spec.Template.Labels)
 			}
-			wantPorts := map[string][2]int32{"webhook": {443, 9443}, "metrics": {8080, 8080}}
+			wantPorts := map[string][2]int32{"webhook": {443, 9443}, "metrics": {8443, 8443}}
 			for name, p := range wantPorts {
 				i := slices.IndexFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Name == name })
 				if i < 0 || svc.Spec.Ports[i].Port != p[0] || containerPort(dep, svc.Spec.Ports[i].TargetPort) != p[1] {
@@ -258,22 +277,24 @@ func containerPort(d *appsv1.Deployment, target intstr.IntOrString) int32 {
 // TestRBAC: exactly what the server needs and nothing else; no Secrets.
 func TestRBAC(t *testing.T) {
 	clusterWant := map[string][]string{
-		"/namespaces":                           {"get", "list", "watch"},
-		"kaiwo.silogen.ai/kaiwopolicies":        {"get", "list", "watch"},
-		"kaiwo.silogen.ai/kaiwopolicies/status": {"get", "patch", "update"},
-		"events.k8s.io/events":                  {"create", "patch"},
-		"kueue.x-k8s.io/resourceflavors":        {"get", "list", "watch"},
-		"kueue.x-k8s.io/localqueues":            {"create", "get", "list", "watch"},
+		"/namespaces":                               {"get", "list", "watch"},
+		"authentication.k8s.io/tokenreviews":        {"create"},
+		"authorization.k8s.io/subjectaccessreviews": {"create"},
+		"kaiwo.silogen.ai/kaiwopolicies":            {"get", "list", "watch"},
+		"kaiwo.silogen.ai/kaiwopolicies/status":     {"get", "patch", "update"},
+		"events.k8s.io/events":                      {"create", "patch"},
+		"kueue.x-k8s.io/resourceflavors":            {"get", "list", "watch"},
+		"kueue.x-k8s.io/localqueues":                {"create", "get", "list", "watch"},
 	}
 	clusterWant["apps/deployments"] = []string{"get"} // the Deployment behind a scale-up
 	roleWant := map[string][]string{
-		"coordination.k8s.io/leases": {"create", "delete", "get", "list", "patch", "update", "watch"},
+		"coordination.k8s.io/leases": {"create", "get", "update"},
 		"/events":                    {"create", "patch"},
 		"events.k8s.io/events":       {"create", "patch"},
 	}
 	for name, objs := range renders(t) {
 		t.Run(name, func(t *testing.T) {
-			cr := into[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", ""))
+			cr := into[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", serviceName))
 			if diff := cmp.Diff(clusterWant, flatten(t, cr.Rules)); diff != "" {
 				t.Errorf("ClusterRole (-want,+got):\n%s", diff)
 			}
@@ -291,6 +312,11 @@ func TestRBAC(t *testing.T) {
 			}
 			subject := rbacv1.Subject{Kind: "ServiceAccount", Name: sa.GetName(), Namespace: sa.GetNamespace()}
 			crb := into[rbacv1.ClusterRoleBinding](t, find(t, objs, "ClusterRoleBinding", ""))
+			reader := into[rbacv1.ClusterRole](t, find(t, objs, "ClusterRole", metricsReader))
+			wantReader := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}
+			if diff := cmp.Diff(wantReader, reader.Rules); diff != "" {
+				t.Errorf("ClusterRole %s (-want,+got):\n%s", metricsReader, diff)
+			}
 			if crb.RoleRef != (rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: cr.Name}) || !slices.Equal(crb.Subjects, []rbacv1.Subject{subject}) {
 				t.Errorf("ClusterRoleBinding %+v does not bind %s to %+v", crb.RoleRef, cr.Name, subject)
 			}
@@ -376,14 +402,16 @@ func TestDeployment(t *testing.T) {
 				t.Errorf("command %q: the image's entrypoint is the binary", c.Command)
 			}
 			wantEnv := []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{
-				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}}
+				FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+				{Name: "MEMORY_LIMIT", ValueFrom: &corev1.EnvVarSource{
+					ResourceFieldRef: &corev1.ResourceFieldSelector{ContainerName: "webhook", Resource: "limits.memory"}}}}
 			if diff := cmp.Diff(wantEnv, c.Env); diff != "" {
 				t.Errorf("env (-want,+got):\n%s", diff)
 			}
 			for _, p := range []struct {
 				name string
 				port int32
-			}{{"webhook", 9443}, {"metrics", 8080}, {"health", 8081}} {
+			}{{"webhook", 9443}, {"metrics", 8443}, {"health", 8081}} {
 				if !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == p.name && cp.ContainerPort == p.port }) {
 					t.Errorf("no container port %s %d in %+v", p.name, p.port, c.Ports)
 				}
@@ -407,15 +435,7 @@ func TestDeployment(t *testing.T) {
 			if diff := cmp.Diff(wantVolumes, pod.Volumes); diff != "" {
 				t.Errorf("volumes (-want,+got):\n%s", diff)
 			}
-			var terms []corev1.WeightedPodAffinityTerm
-			if a := pod.Affinity; a != nil && a.PodAntiAffinity != nil {
-				terms = a.PodAntiAffinity.PreferredDuringSchedulingIgnoredDuringExecution
-			}
-			if len(terms) != 1 || terms[0].PodAffinityTerm.TopologyKey != "kubernetes.io/hostname" ||
-				terms[0].PodAffinityTerm.LabelSelector == nil ||
-				!labels.SelectorFromSet(terms[0].PodAffinityTerm.LabelSelector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
-				t.Errorf("want a preferred pod anti-affinity on kubernetes.io/hostname against its own pods, got %+v", pod.Affinity)
-			}
+			checkSpread(t, d)
 			pdb := into[policyv1.PodDisruptionBudget](t, find(t, objs, "PodDisruptionBudget", ""))
 			if pdb.Spec.MinAvailable == nil || *pdb.Spec.MinAvailable != intstr.FromInt32(1) ||
 				!labels.SelectorFromSet(pdb.Spec.Selector.MatchLabels).Matches(labels.Set(d.Spec.Template.Labels)) {
