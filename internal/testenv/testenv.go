@@ -151,6 +151,8 @@ func StartServerWith(root string, o ServerOptions) (*Server, error) {
 	mgr, err := server.NewManager(ctx, cfg, server.Options{
 		Host: wh.LocalServingHost, Port: wh.LocalServingPort, CertDir: wh.LocalServingCertDir,
 		MetricsAddr: "0", ProbeAddr: probe, Metrics: s.Metrics, KueueCheckInterval: o.KueueCheckInterval,
+		// A test package may start several servers in its process, one after the other or at once.
+		SkipControllerNameValidation: true,
 	})
 	if err != nil {
 		cancel()

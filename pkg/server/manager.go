@@ -11,6 +11,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -55,8 +56,12 @@ type Options struct {
 	KueueCheckInterval time.Duration
 	// Metrics registers the webhook's own metrics; nil means controller-runtime's registry.
 	Metrics *Metrics
-	// MaxInflight bounds the mutations that run at once; 0 means DefaultMaxInflight.
+	// MaxInflight bounds the requests (mutations and validations) that run at once; 0 means
+	// DefaultMaxInflight.
 	MaxInflight int
+	// SkipControllerNameValidation lets a second manager run in the same process (tests only):
+	// controller-runtime refuses two controllers of one name in a process.
+	SkipControllerNameValidation bool
 }
 
 func nonZero(d time.Duration) *time.Duration {
@@ -98,6 +103,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		RenewDeadline:                 nonZero(o.RenewDeadline),
 		RetryPeriod:                   nonZero(o.RetryPeriod),
 		GracefulShutdownTimeout:       nonZero(o.GracefulShutdownTimeout),
+		Controller:                    ctrlconfig.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Host:    o.Host,
 			Port:    o.Port,
