@@ -1,0 +1,229 @@
+package mutate_test
+
+import (
+	"testing"
+
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	. "github.com/silogen/kaiwo-webhook/internal/testobj"
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// storageLimited is team-ml with a storage limit of 1Ti per workload.
+func storageLimited(t *testing.T) *policy.Policy {
+	return teamMLWith(t, "    maxGpusPerWorkload: 32\n", "    maxGpusPerWorkload: 32\n    maxStoragePerWorkload: 1Ti\n")
+}
+
+// ephemeral adds a generic ephemeral volume of size to a pod template, as a user writes it.
+func ephemeral(ps *corev1.PodSpec, name, size string) {
+	ps.Volumes = append(ps.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
+		VolumeClaimTemplate: &corev1.PersistentVolumeClaimTemplate{Spec: corev1.PersistentVolumeClaimSpec{
+			AccessModes: []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+			Resources:   corev1.VolumeResourceRequirements{Requests: corev1.ResourceList{corev1.ResourceStorage: resource.MustParse(size)}},
+		}}}}})
+}
+
+// TestMoreAttacksOnCreate: further ways a team user tries to get around the rules when creating a workload.
+func TestMoreAttacksOnCreate(t *testing.T) {
+	pol := teamML(t)
+	cases := map[string]struct {
+		obj  func() client.Object
+		pol  *policy.Policy
+		want []string // nil: admitted
+	}{
+		"GPUs asked for through requests only": {obj: func() client.Object {
+			j := MakeJob("j", "ml").Obj()
+			j.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{amd: resource.MustParse("40")}
+			return j
+		}, want: []string{"40 GPUs", "maxGpusPerWorkload (32)"}},
+		"a GPU quantity written as 1k": {obj: func() client.Object { return gpuJob("1k").Obj() },
+			want: []string{"1000 GPUs", "maxGpusPerWorkload (32)"}},
+		"a GPU quantity written as 1e3": {obj: func() client.Object { return gpuJob("1e3").Obj() },
+			want: []string{"1000 GPUs"}},
+		"half a GPU": {obj: func() client.Object { return gpuJob("0.5").Obj() },
+			want: []string{"resources.limits[amd.com/gpu]", `"500m"`, "whole number of GPUs"}},
+		"a Ray worker group with replicas unset and minReplicas 5": {obj: func() client.Object {
+			r := MakeRayJob("r", "ml", "w").Obj()
+			Resources(&r.Spec.RayClusterSpec.WorkerGroupSpecs[0].Template, 0, amd, "8")
+			r.Spec.RayClusterSpec.WorkerGroupSpecs[0].Replicas = nil
+			r.Spec.RayClusterSpec.WorkerGroupSpecs[0].MinReplicas = ptr.To[int32](5)
+			return r
+		}, want: []string{"40 GPUs", "minReplicas=5"}},
+		"an Indexed Job counts min(parallelism, completions)": {obj: func() client.Object {
+			j := gpuJob("8").Parallelism(8).Obj()
+			j.Spec.Completions, j.Spec.CompletionMode = ptr.To[int32](5), ptr.To(batchv1.IndexedCompletion)
+			return j
+		}, want: []string{"40 GPUs", "spec.completions=5"}},
+		"a Secret through a CSI nodePublishSecretRef": {obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			j.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d", NodePublishSecretRef: &corev1.LocalObjectReference{Name: "prod-db"}}}}}
+			return j
+		}, want: []string{"volumes[0].csi.nodePublishSecretRef.name", `"prod-db"`, "allowedSecrets"}},
+		"a Secret through envFrom with a prefix": {obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			j.Spec.Template.Spec.Containers[0].EnvFrom = []corev1.EnvFromSource{{Prefix: "TEAM_ML_", SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: "prod-db"}}}}
+			return j
+		}, want: []string{"envFrom[0].secretRef.name", `"prod-db"`}},
+		"an ephemeral volume written in the template beyond maxStoragePerWorkload": {pol: storageLimited(t), obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			ephemeral(&j.Spec.Template.Spec, "scratch", "100Ti")
+			return j
+		}, want: []string{"spec.template.spec.volumes[0].ephemeral.volumeClaimTemplate.spec.resources.requests[storage]", "100Ti", "maxStoragePerWorkload (1Ti)"}},
+		"ephemeral volumes small per pod but many pods": {pol: storageLimited(t), obj: func() client.Object {
+			j := gpuJob("1").Parallelism(8).Obj()
+			ephemeral(&j.Spec.Template.Spec, "scratch", "200Gi")
+			return j
+		}, want: []string{"1600Gi", "8 pods", "maxStoragePerWorkload (1Ti)"}},
+		"allowed: an ephemeral volume within maxStoragePerWorkload": {pol: storageLimited(t), obj: func() client.Object {
+			j := gpuJob("1").Parallelism(4).Obj()
+			ephemeral(&j.Spec.Template.Spec, "scratch", "256Gi")
+			return j
+		}},
+		"allowed: the workload volume Kaiwo places within maxStoragePerWorkload": {pol: storageLimited(t), obj: func() client.Object {
+			return gpuJob("1").Parallelism(2).Annotate(annotations.Storage, "500Gi").Obj()
+		}},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := tc.pol
+			if p == nil {
+				p = pol
+			}
+			_, err := admit(t, tc.obj(), p)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("want admitted, got %v", err)
+				}
+				return
+			}
+			wantDenied(t, err, tc.want...)
+		})
+	}
+}
+
+// TestMoreAttacksOnUpdate: later changes to stored objects, checked by the validating webhook alone.
+func TestMoreAttacksOnUpdate(t *testing.T) {
+	pol, storage := teamML(t), storageLimited(t)
+	servingQueued := teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    servingQueueing: kueue\n")
+	stored := func(t *testing.T, obj client.Object, p *policy.Policy) client.Object {
+		t.Helper()
+		out, err := admit(t, obj, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	cases := map[string]struct {
+		old  func(t *testing.T) client.Object
+		edit func(o client.Object)
+		pol  *policy.Policy
+		want []string // nil: allowed
+	}{
+		"a Deployment created with replicas unset, then grown to 5": {
+			old: func(t *testing.T) client.Object {
+				return stored(t, MakeDeployment("d", "ml").Resource(0, amd, "8").Obj(), pol)
+			},
+			edit: func(o client.Object) { o.(*appsv1.Deployment).Spec.Replicas = ptr.To[int32](5) },
+			want: []string{"40 GPUs", "spec.replicas=5", "maxGpusPerWorkload (32)"}},
+		"a suspended RayJob grown from 1 to 5 workers": {
+			old: func(t *testing.T) client.Object {
+				r := MakeRayJob("r", "ml", "w").Obj()
+				rayWorkers(r.Spec.RayClusterSpec, 0, 1, amd, "8")
+				return stored(t, r, pol)
+			},
+			edit: func(o client.Object) {
+				o.(*rayv1.RayJob).Spec.RayClusterSpec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5)
+			},
+			want: []string{"40 GPUs", "workerGroupSpecs[0].replicas=5"}},
+		"every kaiwo key and the managed label dropped with the queue label changed": {
+			old: func(t *testing.T) client.Object { return stored(t, gpuJob("8").Obj(), pol) },
+			edit: func(o client.Object) {
+				o.SetAnnotations(nil)
+				o.SetLabels(map[string]string{annotations.User: o.GetLabels()[annotations.User], annotations.KueueQueueName: "other"})
+			},
+			want: []string{"metadata.labels[kueue.x-k8s.io/queue-name]", `"other"`}},
+		"every kaiwo key dropped with a toleration added": {
+			old: func(t *testing.T) client.Object { return stored(t, gpuJob("8").Obj(), pol) },
+			edit: func(o client.Object) {
+				o.SetAnnotations(nil)
+				l := o.GetLabels()
+				delete(l, annotations.Managed)
+				j := o.(*batchv1.Job)
+				j.Spec.Template.Spec.Tolerations = append(j.Spec.Template.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists})
+			},
+			want: []string{"tolerations are locked"}},
+		"the queue label moved on a RayJob": {
+			old: func(t *testing.T) client.Object {
+				return stored(t, MakeRayJob("r", "ml", "w").WorkerResource(0, amd, "8").Obj(), pol)
+			},
+			edit: func(o client.Object) { o.GetLabels()[annotations.KueueQueueName] = "team-prod" },
+			want: []string{"metadata.labels[kueue.x-k8s.io/queue-name]", `"team-prod"`}},
+		"a Deployment's pod template moved to another queue": {pol: servingQueued,
+			old: func(t *testing.T) client.Object {
+				return stored(t, MakeDeployment("d", "ml").Resource(0, amd, "1").Obj(), servingQueued)
+			},
+			edit: func(o client.Object) {
+				o.(*appsv1.Deployment).Spec.Template.Labels[annotations.KueueQueueName] = "other"
+			},
+			want: []string{"spec.template.metadata.labels[kueue.x-k8s.io/queue-name]", `"other"`}},
+		"a suspended Job's parallelism grown past maxStoragePerWorkload": {pol: storage,
+			old: func(t *testing.T) client.Object {
+				return stored(t, gpuJob("1").Parallelism(2).Annotate(annotations.Storage, "500Gi").Obj(), storage)
+			},
+			edit: func(o client.Object) { o.(*batchv1.Job).Spec.Parallelism = ptr.To[int32](4) },
+			want: []string{"2000Gi", "4 pods", "maxStoragePerWorkload (1Ti)"}},
+		"a Deployment's ephemeral volume grown": {pol: storage,
+			old: func(t *testing.T) client.Object {
+				return stored(t, MakeDeployment("d", "ml").Resource(0, amd, "1").Obj(), storage)
+			},
+			edit: func(o client.Object) {
+				ephemeral(&o.(*appsv1.Deployment).Spec.Template.Spec, "scratch", "2Ti")
+			},
+			want: []string{"ephemeral.volumeClaimTemplate.spec.resources.requests[storage]", "maxStoragePerWorkload (1Ti)"}},
+		"allowed: a Job's parallelism shrunk under storage": {pol: storage,
+			old: func(t *testing.T) client.Object {
+				return stored(t, gpuJob("1").Parallelism(2).Annotate(annotations.Storage, "500Gi").Obj(), storage)
+			},
+			edit: func(o client.Object) { o.(*batchv1.Job).Spec.Parallelism = ptr.To[int32](1) }},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := tc.pol
+			if p == nil {
+				p = pol
+			}
+			old := tc.old(t)
+			obj := old.DeepCopyObject().(client.Object)
+			tc.edit(obj)
+			err := validate(obj, old, p)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("want allowed, got %v", err)
+				}
+				return
+			}
+			wantDenied(t, err, tc.want...)
+		})
+	}
+}
+
+// TestScaleAttacks: the scale subresource is held to the storage limit as to the GPU limit.
+func TestScaleAttacks(t *testing.T) {
+	storage := storageLimited(t)
+	out, err := admit(t, MakeDeployment("d", "ml").Resource(0, amd, "1").Annotate(annotations.Storage, "500Gi").Obj(), storage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, mutate.ValidateScale(out, 3, storage), "1500Gi", "3 pods", "maxStoragePerWorkload (1Ti)")
+	if err := mutate.ValidateScale(out, 2, storage); err != nil {
+		t.Fatalf("scale to 2 (1000Gi): want allowed, got %v", err)
+	}
+}
