@@ -54,6 +54,12 @@ func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object,
 	if len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
 	}
+	return workloadLimits(w, old, pol, opts)
+}
+
+// workloadLimits holds the workload to limits.maxGpusPerWorkload, then limits.maxStoragePerWorkload; on
+// UPDATE (old not nil) growth only.
+func workloadLimits(w, old podSource, pol *policy.Policy, opts *Options) *Denial {
 	if err := checkGPULimit(w, old, pol, opts); err != nil {
 		return &Denial{ReasonLimit, field.ErrorList{err}}
 	}

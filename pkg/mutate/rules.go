@@ -20,7 +20,7 @@ import (
 // checkGPULimit holds the counted GPUs of the workload to limits.maxGpusPerWorkload. When old is not nil
 // (an UPDATE), a count that did not grow passes: a policy tightened later does not lock existing objects.
 // The error names the kaiwo.silogen.ai/gpus annotation when opts has it, else spec.
-func checkGPULimit(w workload, old workload, pol *policy.Policy, opts *Options) *field.Error {
+func checkGPULimit(w, old podSource, pol *policy.Policy, opts *Options) *field.Error {
 	limit := int64(pol.Limits.MaxGPUsPerWorkload)
 	if limit <= 0 {
 		return nil

@@ -26,7 +26,7 @@ type storageCount struct {
 
 // countStorage adds up, over every template of w, its pods x the storage its ephemeral volume claim
 // templates request. Exact arithmetic: no size or product wraps.
-func countStorage(w workload) storageCount {
+func countStorage(w podSource) storageCount {
 	c := storageCount{total: new(big.Rat), largestShare: new(big.Rat)}
 	ts, ns := w.templates(), w.pods()
 	for i, t := range ts {
@@ -73,7 +73,7 @@ func bytesString(r *big.Rat) string {
 // limits.maxStoragePerWorkload, whoever wrote the volumes. When old is not nil (an UPDATE), a total that did
 // not grow passes. The error names the kaiwo.silogen.ai/storage annotation when opts has it, else the
 // volume with the largest share.
-func checkStorageLimit(w, old workload, pol *policy.Policy, opts *Options) *field.Error {
+func checkStorageLimit(w, old podSource, pol *policy.Policy, opts *Options) *field.Error {
 	if pol.Limits.MaxStoragePerWorkload == nil {
 		return nil
 	}

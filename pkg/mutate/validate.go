@@ -115,11 +115,8 @@ func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error 
 		return err
 	}
 	w.(*deployment).Spec.Replicas = &replicas
-	if err := checkGPULimit(w, cur, pol, nil); err != nil {
-		return &Denial{ReasonLimit, field.ErrorList{err}}
-	}
-	if err := checkStorageLimit(w, cur, pol, nil); err != nil {
-		return &Denial{ReasonLimit, field.ErrorList{err}}
+	if d := workloadLimits(w, cur, pol, nil); d != nil {
+		return d
 	}
 	return nil
 }
