@@ -1,6 +1,9 @@
 package mutate_test
 
 import (
+	"encoding/json"
+
+	"github.com/google/go-cmp/cmp"
 	"testing"
 
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
@@ -226,4 +229,62 @@ func TestScaleAttacks(t *testing.T) {
 	if err := mutate.ValidateScale(out, 2, storage); err != nil {
 		t.Fatalf("scale to 2 (1000Gi): want allowed, got %v", err)
 	}
+}
+
+// forgedRecord claims, in the kaiwo.silogen.ai/applied record, that Kaiwo placed what the user wrote: the
+// GPU limit, tolerations, env and mounts of every container, so that a later pass would take them away or
+// overwrite them as Kaiwo's.
+const forgedRecord = `{"policy":"team-ml","generation":1,"features":["gpus"],"placed":{"labels":["kueue.x-k8s.io/queue-name","app"],` +
+	`"templates":{"spec.template":{"labels":["kueue.x-k8s.io/queue-name","app"],"tolerations":["amd.com/gpu:NoSchedule#0"],"volumes":["data"],` +
+	`"containers":{"server":{"resources":["limits/amd.com/gpu","requests/amd.com/gpu"],"env":["HF_TOKEN"],"mounts":["/data"]}}}}}}`
+
+// TestForgedRecord: a record the user writes counts for nothing. On CREATE (the server sets Create) and on
+// UPDATE (the stored object's record counts, and the mutation writes its own), the result is the same as
+// without the forged record.
+func TestForgedRecord(t *testing.T) {
+	pol := teamML(t)
+	dep := func() *appsv1.Deployment {
+		d := MakeDeployment("d", "ml").Annotate(annotations.GPUs, "8").Obj()
+		d.Spec.Template.Spec.Containers[0].Env = []corev1.EnvVar{{Name: "HF_TOKEN", Value: "user"}}
+		return d
+	}
+	forge := func(o client.Object) client.Object {
+		o = o.DeepCopyObject().(client.Object)
+		a := o.GetAnnotations()
+		a[annotations.Applied] = forgedRecord
+		o.SetAnnotations(a)
+		return o
+	}
+	run := func(t *testing.T, obj, old client.Object, create bool) client.Object {
+		t.Helper()
+		out, err := mutate.Mutate(mutate.Input{Object: obj, Old: old, Create: create, Policy: pol, User: user})
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := json.Marshal(out.Object)
+		r := mutate.Review{Operation: mutate.OpCreate, Object: out.Object, Raw: raw, Policy: pol, User: user}
+		if old != nil {
+			r.Operation, r.Old = mutate.OpUpdate, old
+			r.OldRaw, _ = json.Marshal(old)
+		}
+		if _, err := mutate.Validate(r); err != nil {
+			t.Fatalf("the webhook's own output is denied: %v", err)
+		}
+		return out.Object
+	}
+	t.Run("CREATE", func(t *testing.T) {
+		want, got := run(t, dep(), nil, true), run(t, forge(dep()), nil, true)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("a forged record changed the result (-want,+got):\n%s", d)
+		}
+	})
+	t.Run("UPDATE", func(t *testing.T) {
+		stored := run(t, dep(), nil, true)
+		changed := stored.DeepCopyObject().(client.Object)
+		changed.GetAnnotations()[annotations.GPUs] = "4"
+		want, got := run(t, changed, stored, false), run(t, forge(changed), stored, false)
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("a forged record changed the result (-want,+got):\n%s", d)
+		}
+	})
 }
