@@ -34,6 +34,15 @@ func ephemeral(ps *corev1.PodSpec, name, size string) {
 		}}}}})
 }
 
+// withClaim gives the first container of j a device claimed through dynamic resource allocation (DRA): a
+// ResourceClaimTemplate that may ask for any number of GPUs, which no resources.limits shows.
+func withClaim(j *batchv1.Job) *batchv1.Job {
+	ps := &j.Spec.Template.Spec
+	ps.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpus", ResourceClaimTemplateName: ptr.To("sixty-four-gpus")}}
+	ps.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "gpus"}}
+	return j
+}
+
 // TestMoreAttacksOnCreate: further ways a team user tries to get around the rules when creating a workload.
 func TestMoreAttacksOnCreate(t *testing.T) {
 	pol := teamML(t)
@@ -65,6 +74,11 @@ func TestMoreAttacksOnCreate(t *testing.T) {
 			j.Spec.Completions, j.Spec.CompletionMode = ptr.To[int32](5), ptr.To(batchv1.IndexedCompletion)
 			return j
 		}, want: []string{"40 GPUs", "spec.completions=5"}},
+		"GPUs through a dynamic resource allocation claim": {obj: func() client.Object { return withClaim(MakeJob("j", "ml").Obj()) },
+			want: []string{"spec.template.spec.containers[0].resources.claims[0]", `"gpus"`, "dynamic resource allocation", `"team-ml"`}},
+		"a DRA claim next to counted GPUs": {obj: func() client.Object { return withClaim(gpuJob("8").Obj()) },
+			want: []string{"resources.claims[0]", "dynamic resource allocation"}},
+		"allowed: a DRA claim in OptIn": {pol: policy.Default(), obj: func() client.Object { return withClaim(gpuJob("8").Obj()) }},
 		"a Secret through a CSI nodePublishSecretRef": {obj: func() client.Object {
 			j := gpuJob("1").Obj()
 			j.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d", NodePublishSecretRef: &corev1.LocalObjectReference{Name: "prod-db"}}}}}
@@ -191,6 +205,16 @@ func TestMoreAttacksOnUpdate(t *testing.T) {
 				ephemeral(&o.(*appsv1.Deployment).Spec.Template.Spec, "scratch", "2Ti")
 			},
 			want: []string{"ephemeral.volumeClaimTemplate.spec.resources.requests[storage]", "maxStoragePerWorkload (1Ti)"}},
+		"a DRA claim added to a Deployment": {
+			old: func(t *testing.T) client.Object {
+				return stored(t, MakeDeployment("d", "ml").Resource(0, amd, "1").Obj(), pol)
+			},
+			edit: func(o client.Object) {
+				ps := &o.(*appsv1.Deployment).Spec.Template.Spec
+				ps.ResourceClaims = []corev1.PodResourceClaim{{Name: "gpus", ResourceClaimName: ptr.To("shared-gpus")}}
+				ps.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "gpus"}}
+			},
+			want: []string{"spec.template.spec.containers[0].resources.claims[0]", "dynamic resource allocation"}},
 		"allowed: a Job's parallelism shrunk under storage": {pol: storage,
 			old: func(t *testing.T) client.Object {
 				return stored(t, gpuJob("1").Parallelism(2).Annotate(annotations.Storage, "500Gi").Obj(), storage)

@@ -268,9 +268,11 @@ func describeToleration(t corev1.Toleration) string {
 	return s + "}"
 }
 
-// templateRules are the rules about pod templates: vendors, Secrets and the locked scheduling fields.
+// templateRules are the rules about pod templates: vendors, device claims, Secrets and the locked
+// scheduling fields.
 func templateRules(ts []template, pol *policy.Policy, l *lockedTemplate) field.ErrorList {
 	errs := checkVendors(ts, pol)
+	errs = append(errs, checkClaims(ts, pol)...)
 	errs = append(errs, checkSecrets(ts, pol)...)
 	for _, t := range ts {
 		errs = append(errs, l.check(t)...)

@@ -23,7 +23,7 @@ var podOwners = map[string]bool{
 // ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
 // RayCluster, a StatefulSet, ...): in an Enforce namespace, one that asks anywhere for amd.com/gpu or
 // nvidia.com/gpu (any resources.limits or resources.requests in the object, so every pod template of every
-// kind is covered) is denied with a message naming the supported kinds. An object whose controller (owner
+// kind is covered) or claims devices through dynamic resource allocation (resources.claims) is denied with a message naming the supported kinds. An object whose controller (owner
 // reference with controller: true) is a handled kind, a ReplicaSet or a RayCluster passes: its template was
 // checked when its workload was. The owner reference is what the object says: a user who writes one to an
 // object of such a kind they own gets past this check (see docs/policy.md).
@@ -60,7 +60,8 @@ func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
 const maxDepth = 64
 
 // findGPU finds a GPU resource with a non-zero quantity under any resources.limits or resources.requests
-// in v, and returns its path and quantity.
+// in v, or a non-empty resources.claims (devices of dynamic resource allocation, which may be GPUs), and
+// returns its path and quantity.
 func findGPU(v gjson.Result, p *field.Path, depth int) (*field.Path, string) {
 	if depth > maxDepth {
 		return nil, ""
@@ -72,6 +73,10 @@ func findGPU(v gjson.Result, p *field.Path, depth int) (*field.Path, string) {
 		v.ForEach(func(k, e gjson.Result) bool {
 			key := k.String()
 			if key == "resources" && e.IsObject() {
+				if cl := e.Get("claims"); cl.IsArray() && len(cl.Array()) > 0 {
+					found, qty = p.Child(key, "claims"), "devices claimed through dynamic resource allocation"
+					return false
+				}
 				for _, list := range []string{"limits", "requests"} {
 					e.Get(list).ForEach(func(r, q gjson.Result) bool {
 						if _, ok := gpuVendorOf(corev1.ResourceName(r.String())); ok && !zeroQuantity(q) {

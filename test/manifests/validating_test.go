@@ -169,6 +169,12 @@ func TestValidatingMatchConditions(t *testing.T) {
 		p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"nvidia.com/mig-3g.40gb": resource.MustParse("7")}
 		return p
 	}
+	draPod := func() runtime.Object {
+		p := gpuPod().(*corev1.Pod)
+		p.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "g", ResourceClaimTemplateName: ptr.To("gpus")}}
+		p.Spec.Containers[0].Resources = corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "g"}}}
+		return p
+	}
 	owner := func(apiVersion, kind string, controller bool) metav1.OwnerReference {
 		return metav1.OwnerReference{APIVersion: apiVersion, Kind: kind, Name: "o", UID: "u", Controller: ptr.To(controller)}
 	}
@@ -224,6 +230,7 @@ func TestValidatingMatchConditions(t *testing.T) {
 		"bare GPU Pod":                        {"pods", admission.Create, gpuPod(), nil, true},
 		"bare Pod, GPU in an init container":  {"pods", admission.Create, initGPUPod(), nil, true},
 		"bare Pod with MIG slices":            {"pods", admission.Create, migPod(), nil, true},
+		"bare Pod with a DRA claim":           {"pods", admission.Create, draPod(), nil, true},
 		"plain Pod": {"pods", admission.Create, &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, nil, false},
 		"GPU Pod of a Job":                  {"pods", admission.Create, gpuPod(owner("batch/v1", "Job", true)), nil, false},
