@@ -48,15 +48,23 @@ func (r controlledReplicaSet) pods() []pods {
 // limits.maxStoragePerWorkload, and a pod template it changes may not break a rule about vendors, Secrets
 // or the locked scheduling fields that the stored template kept. Controllers pass: service accounts of
 // another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
-// workload already checked; a team user is neither.
+// workload already checked; a team user is neither. An object that the update makes controlled is checked
+// as ValidateUnhandledBy checks a new one.
 func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
-	if err := ValidateUnhandled(raw, pol); err != nil || pol.Mode != policy.Enforce {
-		return err
+	if pol.Mode != policy.Enforce {
+		return nil
 	}
 	doc := gjson.ParseBytes(raw)
+	if !controlledByHandled(gjson.ParseBytes(oldRaw)) {
+		// An owner reference added by this update is the object's word, as on CREATE.
+		return ValidateUnhandledBy(raw, pol, user)
+	}
+	if err := ValidateUnhandled(raw, pol); err != nil {
+		return err
+	}
 	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
 		return nil
 	}

@@ -92,6 +92,15 @@ func TestEditsOfControlledObjects(t *testing.T) {
 		}, want: []string{"spec.workerGroupSpecs[0].template.spec.volumes[0].secret.secretName", `"prod-db"`, "allowedSecrets"}},
 		"the owner reference dropped": {edit: func(c *cluster) { c.OwnerReferences = nil },
 			want: []string{"ray.io/v1 RayCluster", "Enforce"}},
+		"an owner reference added to a user's own cluster": {old: func() *cluster {
+			c := rayJobCluster()
+			c.OwnerReferences = nil
+			Resources(&c.Spec.WorkerGroupSpecs[0].Template, 0, amd, "0")
+			return c
+		}, edit: func(c *cluster) {
+			c.OwnerReferences = controlledBy("ray.io/v1", "RayJob")
+			Resources(&c.Spec.WorkerGroupSpecs[0].Template, 0, amd, "32")
+		}, want: []string{"ray.io/v1 RayCluster", "exempts it only when a controller makes the request"}},
 		"a service account of the team's namespace grows it": {as: autoscaler, edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5) },
 			want: []string{"40 GPUs"}},
 		"allowed: KubeRay's operator updates it": {as: kuberay, edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5) }},

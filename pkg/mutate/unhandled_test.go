@@ -61,3 +61,34 @@ func TestValidateUnhandled(t *testing.T) {
 		})
 	}
 }
+
+// TestForgedOwnerReference: a controller owner reference exempts a GPU object only when a controller makes
+// the request; a team user who writes one by hand is refused as without it.
+func TestForgedOwnerReference(t *testing.T) {
+	pol := teamML(t)
+	const pod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"ml","ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"cpu-only","uid":"1","controller":true}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"64"}}}]}}`
+	cases := map[string]struct {
+		user string
+		want []string // nil: allowed
+	}{
+		"a team user":                         {user: "alice@example.com", want: []string{"spec.containers[0].resources.limits[amd.com/gpu]", "exempts it only when a controller makes the request", `"alice@example.com"`}},
+		"a service account of the namespace":  {user: "system:serviceaccount:ml:builder", want: []string{"exempts it only when a controller"}},
+		"anonymous":                           {user: "system:anonymous", want: []string{"exempts it only when a controller"}},
+		"allowed: the ReplicaSet controller":  {user: "system:serviceaccount:kube-system:replicaset-controller"},
+		"allowed: the controller manager":     {user: "system:kube-controller-manager"},
+		"allowed: KubeRay's operator":         {user: "system:serviceaccount:ray-system:kuberay-operator"},
+		"allowed: unknown (offline, no user)": {user: ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := mutate.ValidateUnhandledBy([]byte(pod), pol, tc.user)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("want allowed, got %v", err)
+				}
+				return
+			}
+			wantDenied(t, err, tc.want...)
+		})
+	}
+}

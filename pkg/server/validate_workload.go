@@ -92,7 +92,7 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 			// An edit of an object a handled workload controls is held to that workload's rules.
 			return v.decide(kind, req, pol, nil, mutate.ValidateUnhandledUpdate(req.Object.Raw, req.OldObject.Raw, pol, req.UserInfo.Username))
 		}
-		return v.decide(kind, req, pol, nil, mutate.ValidateUnhandled(req.Object.Raw, pol))
+		return v.decide(kind, req, pol, nil, mutate.ValidateUnhandledBy(req.Object.Raw, pol, req.UserInfo.Username))
 	}
 	if _, ok := mutate.KindFor(schema.GroupVersionKind(req.Kind)); !ok {
 		return admission.Allowed("kind not handled by Kaiwo"), "skipped"

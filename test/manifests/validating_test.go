@@ -43,12 +43,12 @@ var validatingWant = []struct {
 	{"deployments.validate.kaiwo.silogen.ai", "apps", "deployments", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"rayservices.validate.kaiwo.silogen.ai", "ray.io", "rayservices", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
-	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-controlled"}},
-	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "uncontrolled-or-update"}},
-	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "uncontrolled-or-update"}},
-	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu", "not-controlled"}},
-	{"daemonsets.validate.kaiwo.silogen.ai", "apps", "daemonsets", createUpdate, []string{"gpu", "not-controlled"}},
-	{"cronjobs.validate.kaiwo.silogen.ai", "batch", "cronjobs", createUpdate, []string{"gpu", "not-controlled"}},
+	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-from-a-controller"}},
+	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
+	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
+	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu", "not-from-a-controller"}},
+	{"daemonsets.validate.kaiwo.silogen.ai", "apps", "daemonsets", createUpdate, []string{"gpu", "not-from-a-controller"}},
+	{"cronjobs.validate.kaiwo.silogen.ai", "batch", "cronjobs", createUpdate, []string{"gpu", "not-from-a-controller"}},
 }
 
 var createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
@@ -109,6 +109,12 @@ func mutatingAsValidating(ws []admissionregistrationv1.MutatingWebhook) []admiss
 // webhook dispatcher does; old is nil on CREATE.
 func matchRequest(t *testing.T, w admissionregistrationv1.ValidatingWebhook, op admission.Operation, obj, old runtime.Object) matchconditions.MatchResult {
 	t.Helper()
+	return matchRequestBy(t, w, op, obj, old, "alice@example.com")
+}
+
+// matchRequestBy is matchRequest for a request of the given user.
+func matchRequestBy(t *testing.T, w admissionregistrationv1.ValidatingWebhook, op admission.Operation, obj, old runtime.Object, username string) matchconditions.MatchResult {
+	t.Helper()
 	var exprs []plugincel.ExpressionAccessor
 	for _, c := range w.MatchConditions {
 		exprs = append(exprs, &matchconditions.MatchCondition{Name: c.Name, Expression: c.Expression})
@@ -128,7 +134,7 @@ func matchRequest(t *testing.T, w admissionregistrationv1.ValidatingWebhook, op 
 		opts = &metav1.UpdateOptions{}
 	}
 	attrs := admission.NewAttributesRecord(obj, old, gvk, accessor.GetNamespace(), accessor.GetName(), gvr, sub,
-		op, opts, false, &user.DefaultInfo{Name: "alice@example.com"})
+		op, opts, false, &user.DefaultInfo{Name: username})
 	versioned, err := admission.NewVersionedAttributes(attrs, gvk, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -233,18 +239,35 @@ func TestValidatingMatchConditions(t *testing.T) {
 		"bare Pod with a DRA claim":           {"pods", admission.Create, draPod(), nil, true},
 		"plain Pod": {"pods", admission.Create, &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns},
 			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}, nil, false},
-		"GPU Pod of a Job":                  {"pods", admission.Create, gpuPod(owner("batch/v1", "Job", true)), nil, false},
-		"GPU Pod of a ReplicaSet":           {"pods", admission.Create, gpuPod(owner("apps/v1", "ReplicaSet", true)), nil, false},
-		"GPU Pod of a RayCluster":           {"pods", admission.Create, gpuPod(owner("ray.io/v1", "RayCluster", true)), nil, false},
+		"GPU Pod of a Job":                  {"pods", admission.Create, gpuPod(owner("batch/v1", "Job", true)), nil, true},
+		"GPU Pod of a ReplicaSet":           {"pods", admission.Create, gpuPod(owner("apps/v1", "ReplicaSet", true)), nil, true},
+		"GPU Pod of a RayCluster":           {"pods", admission.Create, gpuPod(owner("ray.io/v1", "RayCluster", true)), nil, true},
 		"GPU Pod owned, not controlled":     {"pods", admission.Create, gpuPod(owner("batch/v1", "Job", false)), nil, true},
 		"GPU Pod controlled by a ConfigMap": {"pods", admission.Create, gpuPod(owner("v1", "ConfigMap", true)), nil, true},
 		"GPU Pod of a look-alike Job kind":  {"pods", admission.Create, gpuPod(owner("example.com/v1", "Job", true)), nil, true},
 		"bare GPU RayCluster":               {"rayclusters", admission.Create, rayCluster(), nil, true},
-		"RayCluster of a RayJob":            {"rayclusters", admission.Create, rayCluster(owner("ray.io/v1", "RayJob", true)), nil, false},
+		"RayCluster of a RayJob":            {"rayclusters", admission.Create, rayCluster(owner("ray.io/v1", "RayJob", true)), nil, true},
 		"RayCluster of a RayService UPDATE": {"rayclusters", admission.Update, rayCluster(owner("ray.io/v1", "RayService", true)), rayCluster(owner("ray.io/v1", "RayService", true)), true},
 		"GPU StatefulSet":                   {"statefulsets", admission.Create, statefulSet(true), nil, true},
 		"GPU StatefulSet UPDATE":            {"statefulsets", admission.Update, statefulSet(true), statefulSet(false), true},
 		"plain StatefulSet":                 {"statefulsets", admission.Create, statefulSet(false), nil, false},
+	}
+	// The cases above are a team user's requests (alice): a controller owner reference she writes by hand
+	// exempts nothing. These are the controllers' own.
+	byController := map[string]struct {
+		webhook, user string
+		op            admission.Operation
+		obj, old      runtime.Object
+		want          bool
+	}{
+		"GPU Pod the Job controller creates":            {"pods", "system:serviceaccount:kube-system:job-controller", admission.Create, gpuPod(owner("batch/v1", "Job", true)), nil, false},
+		"GPU Pod the controller manager creates":        {"pods", "system:kube-controller-manager", admission.Create, gpuPod(owner("apps/v1", "ReplicaSet", true)), nil, false},
+		"GPU Pod KubeRay creates":                       {"pods", "system:serviceaccount:ray-system:kuberay-operator", admission.Create, gpuPod(owner("ray.io/v1", "RayCluster", true)), nil, false},
+		"RayCluster KubeRay creates":                    {"rayclusters", "system:serviceaccount:ray-system:kuberay-operator", admission.Create, rayCluster(owner("ray.io/v1", "RayJob", true)), nil, false},
+		"RayCluster KubeRay updates":                    {"rayclusters", "system:serviceaccount:ray-system:kuberay-operator", admission.Update, rayCluster(owner("ray.io/v1", "RayJob", true)), rayCluster(owner("ray.io/v1", "RayJob", true)), true},
+		"GPU Pod of a service account of the namespace": {"pods", "system:serviceaccount:team-ml:builder", admission.Create, gpuPod(owner("batch/v1", "Job", true)), nil, true},
+		"GPU Pod of an anonymous request":               {"pods", "system:anonymous", admission.Create, gpuPod(owner("batch/v1", "Job", true)), nil, true},
+		"bare GPU Pod the controller manager creates":   {"pods", "system:kube-controller-manager", admission.Create, gpuPod(), nil, true},
 	}
 	for render, objs := range renders(t) {
 		v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", ""))
@@ -274,6 +297,17 @@ func TestValidatingMatchConditions(t *testing.T) {
 						if res.Matches != tc.want {
 							t.Errorf("%s: matches = %v, want %v (failed condition %q)", form, res.Matches, tc.want, res.FailedConditionName)
 						}
+					}
+				})
+			}
+			for name, tc := range byController {
+				t.Run(name, func(t *testing.T) {
+					res := matchRequestBy(t, webhooks[tc.webhook+".validate.kaiwo.silogen.ai"], tc.op, tc.obj, tc.old, tc.user)
+					if res.Error != nil {
+						t.Fatalf("evaluation error (denies the request under Fail): %v", res.Error)
+					}
+					if res.Matches != tc.want {
+						t.Errorf("matches = %v, want %v (failed condition %q)", res.Matches, tc.want, res.FailedConditionName)
 					}
 				})
 			}
@@ -320,8 +354,9 @@ func TestValidatorSeesWhatTheMutatorSees(t *testing.T) {
 }
 
 // TestUnhandledConditionsAgreeWithTheServer: a Pod, RayCluster or StatefulSet that the match
-// conditions keep away from the validator is one the server would allow (mutate.ValidateUnhandled
-// under an Enforce policy), whatever controls it; and every one the server would deny is sent.
+// conditions keep away from the validator is one the server would allow (mutate.ValidateUnhandledBy
+// under an Enforce policy), whatever controls it and whoever creates it; and every one the server
+// would deny is sent.
 func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 	const ns = "team-ml"
 	pol := &policy.Policy{Name: "team-ml", Mode: policy.Enforce}
@@ -373,25 +408,27 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 			w := webhooks[resource+".validate.kaiwo.silogen.ai"]
 			for _, o := range append(owners, [2]string{}) {
 				for _, controller := range []bool{true, false} {
-					var refs []metav1.OwnerReference
-					if o[1] != "" {
-						refs = []metav1.OwnerReference{{APIVersion: o[0], Kind: o[1], Name: "o", UID: "u", Controller: ptr.To(controller)}}
-					}
-					obj := build(refs)
-					raw, err := json.Marshal(obj)
-					if err != nil {
-						t.Fatal(err)
-					}
-					denied := mutate.ValidateUnhandled(raw, pol) != nil
-					res := matchRequest(t, w, admission.Create, obj, nil)
-					if res.Error != nil {
-						t.Fatalf("%s %s owned by %v: %v", render, resource, o, res.Error)
-					}
-					if denied && !res.Matches {
-						t.Errorf("%s: a %s controlled=%v by %v is denied by the server but kept away by condition %q", render, resource, controller, o, res.FailedConditionName)
-					}
-					if !denied && res.Matches {
-						t.Errorf("%s: a %s controlled=%v by %v is allowed by the server but still sent (cost on the hot path)", render, resource, controller, o)
+					for _, username := range []string{"alice@example.com", "system:serviceaccount:kube-system:job-controller", "system:serviceaccount:team-ml:builder"} {
+						var refs []metav1.OwnerReference
+						if o[1] != "" {
+							refs = []metav1.OwnerReference{{APIVersion: o[0], Kind: o[1], Name: "o", UID: "u", Controller: ptr.To(controller)}}
+						}
+						obj := build(refs)
+						raw, err := json.Marshal(obj)
+						if err != nil {
+							t.Fatal(err)
+						}
+						denied := mutate.ValidateUnhandledBy(raw, pol, username) != nil
+						res := matchRequestBy(t, w, admission.Create, obj, nil, username)
+						if res.Error != nil {
+							t.Fatalf("%s %s owned by %v: %v", render, resource, o, res.Error)
+						}
+						if denied && !res.Matches {
+							t.Errorf("%s: a %s controlled=%v by %v, created by %s, is denied by the server but kept away by condition %q", render, resource, controller, o, username, res.FailedConditionName)
+						}
+						if !denied && res.Matches {
+							t.Errorf("%s: a %s controlled=%v by %v, created by %s, is allowed by the server but still sent (cost on the hot path)", render, resource, controller, o, username)
+						}
 					}
 				}
 			}
