@@ -79,6 +79,26 @@ func TestMoreAttacksOnCreate(t *testing.T) {
 		"a DRA claim next to counted GPUs": {obj: func() client.Object { return withClaim(gpuJob("8").Obj()) },
 			want: []string{"resources.claims[0]", "dynamic resource allocation"}},
 		"allowed: a DRA claim in OptIn": {pol: policy.Default(), obj: func() client.Object { return withClaim(gpuJob("8").Obj()) }},
+		"a pod priority class under a locked priorityClass": {pol: teamMLWith(t, "locked: [queue,", "locked: [priorityClass, queue,"), obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			j.Spec.Template.Spec.PriorityClassName = "system-node-critical"
+			return j
+		}, want: []string{"spec.template.spec.priorityClassName", `"system-node-critical"`, "defaults.priorityClass is \"normal\"", "locked"}},
+		"a pod priority class on a Ray worker under a locked priorityClass": {pol: teamMLWith(t, "locked: [queue,", "locked: [priorityClass, queue,"), obj: func() client.Object {
+			r := MakeRayJob("r", "ml", "w").WorkerResource(0, amd, "8").Obj()
+			r.Spec.RayClusterSpec.WorkerGroupSpecs[0].Template.Spec.PriorityClassName = "prod-high"
+			return r
+		}, want: []string{"workerGroupSpecs[0].template.spec.priorityClassName", `"prod-high"`}},
+		"allowed: the locked priority class as the pod's": {pol: teamMLWith(t, "locked: [queue,", "locked: [priorityClass, queue,"), obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			j.Spec.Template.Spec.PriorityClassName = "normal"
+			return j
+		}},
+		"allowed: a pod priority class when priorityClass is not locked": {obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			j.Spec.Template.Spec.PriorityClassName = "prod-high"
+			return j
+		}},
 		"a Secret through a CSI nodePublishSecretRef": {obj: func() client.Object {
 			j := gpuJob("1").Obj()
 			j.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d", NodePublishSecretRef: &corev1.LocalObjectReference{Name: "prod-db"}}}}}

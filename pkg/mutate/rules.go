@@ -213,7 +213,8 @@ func modelRequirement(pol *policy.Policy, opts *Options) *corev1.NodeSelectorReq
 // lets the pod onto nodes the admin kept it off. nodeSelector: the policy's entries with their values;
 // more entries only narrow where the pod runs and pass. Affinity: the policy's, with the node label
 // requirement of kaiwo.silogen.ai/gpu-model in every required term when the annotation asks for a model.
-// Under any of these locks, nodeName (which skips the scheduler) is denied.
+// Under any of these locks, nodeName (which skips the scheduler) is denied. Under a locked priorityClass, the
+// pod's priorityClassName is unset or that class.
 func (l *lockedTemplate) check(t template) field.ErrorList {
 	var errs field.ErrorList
 	pol, ps, sp := l.pol, &t.spec.Spec, t.path.Child("spec")
@@ -236,6 +237,11 @@ func (l *lockedTemplate) check(t template) field.ErrorList {
 					fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.nodeSelector sets %s=%s", pol.Name, k, pol.Defaults.NodeSelector[k])))
 			}
 		}
+	}
+	if pc := ps.PriorityClassName; pc != "" && pol.IsLocked(policy.FieldPriorityClass) && pc != pol.Defaults.PriorityClass {
+		errs = append(errs, field.Invalid(sp.Child("priorityClassName"), pc, fmt.Sprintf(
+			"is locked by KaiwoPolicy %q: defaults.priorityClass is %q and cannot be changed; a pod priority class lets the scheduler preempt other pods whatever Kueue's priority is: leave it unset or set it to %q",
+			pol.Name, pol.Defaults.PriorityClass, pol.Defaults.PriorityClass)))
 	}
 	if ps.NodeName != "" && (pol.IsLocked(policy.FieldTolerations) || pol.IsLocked(policy.FieldNodeSelector) || pol.IsLocked(policy.FieldAffinity)) {
 		errs = append(errs, field.Forbidden(sp.Child("nodeName"), fmt.Sprintf("a pod bound to a node skips the scheduler, and with it the tolerations, nodeSelector and affinity KaiwoPolicy %q locks; remove nodeName", pol.Name)))
