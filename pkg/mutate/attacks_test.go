@@ -25,6 +25,12 @@ func storageLimited(t *testing.T) *policy.Policy {
 	return teamMLWith(t, "    maxGpusPerWorkload: 32\n", "    maxGpusPerWorkload: 32\n    maxStoragePerWorkload: 1Ti\n")
 }
 
+// lockedStorage is team-ml with defaults.storage 100Gi of fast-nvme, locked.
+func lockedStorage(t *testing.T) *policy.Policy {
+	return teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    storage: {size: 100Gi, storageClassName: fast-nvme}\n",
+		"locked: [queue,", "locked: [storage, queue,")
+}
+
 // ephemeral adds a generic ephemeral volume of size to a pod template, as a user writes it.
 func ephemeral(ps *corev1.PodSpec, name, size string) {
 	ps.Volumes = append(ps.Volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Ephemeral: &corev1.EphemeralVolumeSource{
@@ -99,6 +105,19 @@ func TestMoreAttacksOnCreate(t *testing.T) {
 			j.Spec.Template.Spec.PriorityClassName = "prod-high"
 			return j
 		}},
+		"an ephemeral volume of another class under a locked storage": {pol: lockedStorage(t), obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			ephemeral(&j.Spec.Template.Spec, "scratch", "100Gi")
+			j.Spec.Template.Spec.Volumes[0].Ephemeral.VolumeClaimTemplate.Spec.StorageClassName = ptr.To("premium")
+			return j
+		}, want: []string{"spec.template.spec.volumes[0].ephemeral.volumeClaimTemplate.spec.storageClassName", `"premium"`, `defaults.storage.storageClassName is "fast-nvme"`}},
+		"a larger ephemeral volume under a locked storage": {pol: lockedStorage(t), obj: func() client.Object {
+			j := gpuJob("1").Obj()
+			ephemeral(&j.Spec.Template.Spec, "scratch", "10Ti")
+			j.Spec.Template.Spec.Volumes[0].Ephemeral.VolumeClaimTemplate.Spec.StorageClassName = ptr.To("fast-nvme")
+			return j
+		}, want: []string{"spec.template.spec.volumes[0].ephemeral.volumeClaimTemplate.spec.resources.requests[storage]", `"10Ti"`, `defaults.storage.size is "100Gi"`}},
+		"allowed: Kaiwo's volume under a locked storage": {pol: lockedStorage(t), obj: func() client.Object { return gpuJob("1").Parallelism(2).Obj() }},
 		"a Secret through a CSI nodePublishSecretRef": {obj: func() client.Object {
 			j := gpuJob("1").Obj()
 			j.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d", NodePublishSecretRef: &corev1.LocalObjectReference{Name: "prod-db"}}}}}

@@ -214,7 +214,8 @@ func modelRequirement(pol *policy.Policy, opts *Options) *corev1.NodeSelectorReq
 // more entries only narrow where the pod runs and pass. Affinity: the policy's, with the node label
 // requirement of kaiwo.silogen.ai/gpu-model in every required term when the annotation asks for a model.
 // Under any of these locks, nodeName (which skips the scheduler) is denied. Under a locked priorityClass, the
-// pod's priorityClassName is unset or that class.
+// pod's priorityClassName is unset or that class; under a locked storage, every generic ephemeral volume
+// is of the policy's size and class.
 func (l *lockedTemplate) check(t template) field.ErrorList {
 	var errs field.ErrorList
 	pol, ps, sp := l.pol, &t.spec.Spec, t.path.Child("spec")
@@ -246,6 +247,7 @@ func (l *lockedTemplate) check(t template) field.ErrorList {
 	if ps.NodeName != "" && (pol.IsLocked(policy.FieldTolerations) || pol.IsLocked(policy.FieldNodeSelector) || pol.IsLocked(policy.FieldAffinity)) {
 		errs = append(errs, field.Forbidden(sp.Child("nodeName"), fmt.Sprintf("a pod bound to a node skips the scheduler, and with it the tolerations, nodeSelector and affinity KaiwoPolicy %q locks; remove nodeName", pol.Name)))
 	}
+	errs = append(errs, checkLockedStorage(t, pol)...)
 	if pol.IsLocked(policy.FieldAffinity) && !l.affinityAllowed(ps.Affinity) {
 		errs = append(errs, field.Forbidden(sp.Child("affinity"), fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.affinity applies and cannot be replaced", pol.Name)))
 	}

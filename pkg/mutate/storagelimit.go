@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -94,4 +95,30 @@ func checkStorageLimit(w, old podSource, pol *policy.Policy, opts *Options) *fie
 	}
 	return field.Invalid(p, v, fmt.Sprintf("the workload's %s of ephemeral volumes (%s) exceed limits.maxStoragePerWorkload (%s) of KaiwoPolicy %q",
 		bytesString(c.total), strings.Join(c.parts, "; "), pol.Limits.MaxStoragePerWorkload.String(), pol.Name))
+}
+
+// checkLockedStorage: under a locked storage, every generic ephemeral volume of the template asks for the
+// policy's size and class (Kaiwo's workload volume does), so that no other class or size is claimed.
+func checkLockedStorage(t template, pol *policy.Policy) field.ErrorList {
+	if !pol.IsLocked(policy.FieldStorage) {
+		return nil
+	}
+	var errs field.ErrorList
+	for i, v := range t.spec.Spec.Volumes {
+		if v.Ephemeral == nil || v.Ephemeral.VolumeClaimTemplate == nil {
+			continue
+		}
+		cp := t.path.Child("spec", "volumes").Index(i).Child("ephemeral", "volumeClaimTemplate", "spec")
+		claim := &v.Ephemeral.VolumeClaimTemplate.Spec
+		if class := ptr.Deref(claim.StorageClassName, ""); class != pol.Defaults.StorageClass {
+			errs = append(errs, field.Invalid(cp.Child("storageClassName"), class,
+				fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.storage.storageClassName is %q and cannot be changed", pol.Name, pol.Defaults.StorageClass)))
+		}
+		size, ok := claim.Resources.Requests[corev1.ResourceStorage]
+		if want := pol.Defaults.StorageSize; !ok || want == nil || size.Cmp(*want) != 0 {
+			errs = append(errs, field.Invalid(cp.Child("resources", "requests").Key(string(corev1.ResourceStorage)), size.String(),
+				fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.storage.size is %q and cannot be changed", pol.Name, quantityString(pol.Defaults.StorageSize))))
+		}
+	}
+	return errs
 }
