@@ -25,6 +25,14 @@ func storageLimited(t *testing.T) *policy.Policy {
 	return teamMLWith(t, "    maxGpusPerWorkload: 32\n", "    maxGpusPerWorkload: 32\n    maxStoragePerWorkload: 1Ti\n")
 }
 
+// jobWithVolume is a 1-GPU Job with a generic ephemeral volume of size and class that the user writes.
+func jobWithVolume(size, class string) *batchv1.Job {
+	j := gpuJob("1").Obj()
+	ephemeral(&j.Spec.Template.Spec, "scratch", size)
+	j.Spec.Template.Spec.Volumes[0].Ephemeral.VolumeClaimTemplate.Spec.StorageClassName = ptr.To(class)
+	return j
+}
+
 // lockedStorage is team-ml with defaults.storage 100Gi of fast-nvme, locked.
 func lockedStorage(t *testing.T) *policy.Policy {
 	return teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    storage: {size: 100Gi, storageClassName: fast-nvme}\n",
@@ -105,19 +113,9 @@ func TestMoreAttacksOnCreate(t *testing.T) {
 			j.Spec.Template.Spec.PriorityClassName = "prod-high"
 			return j
 		}},
-		"an ephemeral volume of another class under a locked storage": {pol: lockedStorage(t), obj: func() client.Object {
-			j := gpuJob("1").Obj()
-			ephemeral(&j.Spec.Template.Spec, "scratch", "100Gi")
-			j.Spec.Template.Spec.Volumes[0].Ephemeral.VolumeClaimTemplate.Spec.StorageClassName = ptr.To("premium")
-			return j
-		}, want: []string{"spec.template.spec.volumes[0].ephemeral.volumeClaimTemplate.spec.storageClassName", `"premium"`, `defaults.storage.storageClassName is "fast-nvme"`}},
-		"a larger ephemeral volume under a locked storage": {pol: lockedStorage(t), obj: func() client.Object {
-			j := gpuJob("1").Obj()
-			ephemeral(&j.Spec.Template.Spec, "scratch", "10Ti")
-			j.Spec.Template.Spec.Volumes[0].Ephemeral.VolumeClaimTemplate.Spec.StorageClassName = ptr.To("fast-nvme")
-			return j
-		}, want: []string{"spec.template.spec.volumes[0].ephemeral.volumeClaimTemplate.spec.resources.requests[storage]", `"10Ti"`, `defaults.storage.size is "100Gi"`}},
-		"allowed: Kaiwo's volume under a locked storage": {pol: lockedStorage(t), obj: func() client.Object { return gpuJob("1").Parallelism(2).Obj() }},
+		"an ephemeral volume of another class under a locked storage": {pol: lockedStorage(t), obj: func() client.Object { return jobWithVolume("100Gi", "premium") }, want: []string{"spec.template.spec.volumes[0].ephemeral.volumeClaimTemplate.spec.storageClassName", `"premium"`, `defaults.storage.storageClassName is "fast-nvme"`}},
+		"a larger ephemeral volume under a locked storage":            {pol: lockedStorage(t), obj: func() client.Object { return jobWithVolume("10Ti", "fast-nvme") }, want: []string{"spec.template.spec.volumes[0].ephemeral.volumeClaimTemplate.spec.resources.requests[storage]", `"10Ti"`, `defaults.storage.size is "100Gi"`}},
+		"allowed: Kaiwo's volume under a locked storage":              {pol: lockedStorage(t), obj: func() client.Object { return gpuJob("1").Parallelism(2).Obj() }},
 		"a Secret through a CSI nodePublishSecretRef": {obj: func() client.Object {
 			j := gpuJob("1").Obj()
 			j.Spec.Template.Spec.Volumes = []corev1.Volume{{Name: "s", VolumeSource: corev1.VolumeSource{CSI: &corev1.CSIVolumeSource{Driver: "d", NodePublishSecretRef: &corev1.LocalObjectReference{Name: "prod-db"}}}}}
