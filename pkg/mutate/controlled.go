@@ -48,8 +48,8 @@ func (r controlledReplicaSet) pods() []pods {
 // limits.maxStoragePerWorkload, and a pod template it changes may not break a rule about vendors, Secrets
 // or the locked scheduling fields that the stored template kept. Controllers pass: service accounts of
 // another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
-// workload already checked; a team user is neither. An object that the update makes controlled is checked
-// as ValidateUnhandledBy checks a new one.
+// workload already checked, or orphan the object (the garbage collector); a team user is neither. An object
+// that the update makes controlled is checked as ValidateUnhandledBy checks a new one.
 func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
 	if pol == nil {
 		pol = policy.Default()
@@ -58,15 +58,18 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 		return nil
 	}
 	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return fmt.Errorf("decoding object: want a JSON object")
+	}
+	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
+		return nil // a controller's update, such as the garbage collector's that orphans the object
+	}
 	if !controlledByHandled(gjson.ParseBytes(oldRaw)) {
 		// An owner reference added by this update is the object's word, as on CREATE.
 		return ValidateUnhandledBy(raw, pol, user)
 	}
 	if err := ValidateUnhandled(raw, pol); err != nil {
 		return err
-	}
-	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
-		return nil
 	}
 	var w, old podSource
 	switch doc.Get("apiVersion").String() + " " + doc.Get("kind").String() {

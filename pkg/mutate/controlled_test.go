@@ -103,9 +103,10 @@ func TestEditsOfControlledObjects(t *testing.T) {
 		}, want: []string{"ray.io/v1 RayCluster", "exempts it only when a controller makes the request"}},
 		"a service account of the team's namespace grows it": {as: autoscaler, edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5) },
 			want: []string{"40 GPUs"}},
-		"allowed: KubeRay's operator updates it": {as: kuberay, edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5) }},
-		"allowed: workers shrunk":                {edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](0) }},
-		"allowed: an env var added to a worker":  {edit: func(c *cluster) { worker(c).Containers[0].Env = []corev1.EnvVar{{Name: "X", Value: "1"}} }},
+		"allowed: the garbage collector orphans it": {as: "system:serviceaccount:kube-system:generic-garbage-collector", edit: func(c *cluster) { c.OwnerReferences = nil }},
+		"allowed: KubeRay's operator updates it":    {as: kuberay, edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](5) }},
+		"allowed: workers shrunk":                   {edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].Replicas = ptr.To[int32](0) }},
+		"allowed: an env var added to a worker":     {edit: func(c *cluster) { worker(c).Containers[0].Env = []corev1.EnvVar{{Name: "X", Value: "1"}} }},
 		"allowed: the autoscaler scales within maxReplicas": {as: autoscaler,
 			old: func() *cluster {
 				c := rayJobCluster()
