@@ -68,6 +68,10 @@ func TestEditsOfControlledObjects(t *testing.T) {
 			c.Spec.EnableInTreeAutoscaling = ptr.To(true)
 			c.Spec.WorkerGroupSpecs[0].MaxReplicas = ptr.To[int32](100)
 		}, want: []string{"800 GPUs", "maxReplicas=100 with enableInTreeAutoscaling"}},
+		"the autoscaler turned on without maxReplicas, with numOfHosts 4": {edit: func(c *cluster) {
+			c.Spec.EnableInTreeAutoscaling = ptr.To(true)
+			c.Spec.WorkerGroupSpecs[0].NumOfHosts = 4
+		}, want: []string{"68719476704 GPUs", "maxReplicas=2147483647 with enableInTreeAutoscaling", "numOfHosts=4"}},
 		"numOfHosts raised": {edit: func(c *cluster) { c.Spec.WorkerGroupSpecs[0].NumOfHosts = 8 },
 			want: []string{"64 GPUs", "numOfHosts=8"}},
 		"GPUs per worker raised to 40": {edit: func(c *cluster) { Resources(&c.Spec.WorkerGroupSpecs[0].Template, 0, amd, "40") },
