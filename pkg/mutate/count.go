@@ -170,7 +170,7 @@ type count struct {
 
 // countGPUs counts the GPUs of every template of w, each pod by the effective-request rule, times the
 // pods of that template. A number that does not fit is an error naming the field.
-func countGPUs(w workload) (count, *field.Error) {
+func countGPUs(w podSource) (count, *field.Error) {
 	c := count{byResource: map[corev1.ResourceName]int64{}}
 	ts, ns := w.templates(), w.pods()
 	for i, t := range ts {

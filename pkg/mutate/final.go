@@ -27,7 +27,7 @@ func (m *mutation) final(kind Kind, opts *Options, user string) *Denial {
 
 // objectRules are the rules about the final object that the mutation and Validate share. On CREATE (old
 // nil) every rule applies; on UPDATE each applies where what it reads changed (the queueing annotation,
-// the Kueue labels, a pod template), and the GPU limit holds growth. user is the requesting user.
+// the Kueue labels, a pod template), and the GPU and storage limits hold growth. user is the requesting user.
 func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object, old workload, opts *Options, pol *policy.Policy, user string) *Denial {
 	var errs field.ErrorList
 	lt := newLockedTemplate(pol, opts)
@@ -54,7 +54,16 @@ func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object,
 	if len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
 	}
+	return workloadLimits(w, old, pol, opts)
+}
+
+// workloadLimits holds the workload to limits.maxGpusPerWorkload, then limits.maxStoragePerWorkload; on
+// UPDATE (old not nil) growth only.
+func workloadLimits(w, old podSource, pol *policy.Policy, opts *Options) *Denial {
 	if err := checkGPULimit(w, old, pol, opts); err != nil {
+		return &Denial{ReasonLimit, field.ErrorList{err}}
+	}
+	if err := checkStorageLimit(w, old, pol, opts); err != nil {
 		return &Denial{ReasonLimit, field.ErrorList{err}}
 	}
 	return nil

@@ -139,7 +139,7 @@ func isManaged(obj client.Object, w workload, pol *policy.Policy) bool {
 	if obj.GetLabels()[annotations.Managed] == "true" {
 		return true
 	}
-	return pol.Mode == policy.Enforce && requestsGPUs(w.templates())
+	return pol.Mode == policy.Enforce && (requestsGPUs(w.templates()) || claimsDevices(w.templates()))
 }
 
 type mutation struct {

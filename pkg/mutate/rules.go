@@ -20,7 +20,7 @@ import (
 // checkGPULimit holds the counted GPUs of the workload to limits.maxGpusPerWorkload. When old is not nil
 // (an UPDATE), a count that did not grow passes: a policy tightened later does not lock existing objects.
 // The error names the kaiwo.silogen.ai/gpus annotation when opts has it, else spec.
-func checkGPULimit(w workload, old workload, pol *policy.Policy, opts *Options) *field.Error {
+func checkGPULimit(w, old podSource, pol *policy.Policy, opts *Options) *field.Error {
 	limit := int64(pol.Limits.MaxGPUsPerWorkload)
 	if limit <= 0 {
 		return nil
@@ -213,7 +213,9 @@ func modelRequirement(pol *policy.Policy, opts *Options) *corev1.NodeSelectorReq
 // lets the pod onto nodes the admin kept it off. nodeSelector: the policy's entries with their values;
 // more entries only narrow where the pod runs and pass. Affinity: the policy's, with the node label
 // requirement of kaiwo.silogen.ai/gpu-model in every required term when the annotation asks for a model.
-// Under any of these locks, nodeName (which skips the scheduler) is denied.
+// Under any of these locks, nodeName (which skips the scheduler) is denied. Under a locked priorityClass, the
+// pod's priorityClassName is unset or that class; under a locked storage, every generic ephemeral volume
+// is of the policy's size and class.
 func (l *lockedTemplate) check(t template) field.ErrorList {
 	var errs field.ErrorList
 	pol, ps, sp := l.pol, &t.spec.Spec, t.path.Child("spec")
@@ -237,9 +239,15 @@ func (l *lockedTemplate) check(t template) field.ErrorList {
 			}
 		}
 	}
+	if pc := ps.PriorityClassName; pc != "" && pol.IsLocked(policy.FieldPriorityClass) && pc != pol.Defaults.PriorityClass {
+		errs = append(errs, field.Invalid(sp.Child("priorityClassName"), pc, fmt.Sprintf(
+			"is locked by KaiwoPolicy %q: defaults.priorityClass is %q and cannot be changed; a pod priority class lets the scheduler preempt other pods whatever Kueue's priority is: leave it unset or set it to %q",
+			pol.Name, pol.Defaults.PriorityClass, pol.Defaults.PriorityClass)))
+	}
 	if ps.NodeName != "" && (pol.IsLocked(policy.FieldTolerations) || pol.IsLocked(policy.FieldNodeSelector) || pol.IsLocked(policy.FieldAffinity)) {
 		errs = append(errs, field.Forbidden(sp.Child("nodeName"), fmt.Sprintf("a pod bound to a node skips the scheduler, and with it the tolerations, nodeSelector and affinity KaiwoPolicy %q locks; remove nodeName", pol.Name)))
 	}
+	errs = append(errs, checkLockedStorage(t, pol)...)
 	if pol.IsLocked(policy.FieldAffinity) && !l.affinityAllowed(ps.Affinity) {
 		errs = append(errs, field.Forbidden(sp.Child("affinity"), fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.affinity applies and cannot be replaced", pol.Name)))
 	}
@@ -268,9 +276,11 @@ func describeToleration(t corev1.Toleration) string {
 	return s + "}"
 }
 
-// templateRules are the rules about pod templates: vendors, Secrets and the locked scheduling fields.
+// templateRules are the rules about pod templates: vendors, device claims, Secrets and the locked
+// scheduling fields.
 func templateRules(ts []template, pol *policy.Policy, l *lockedTemplate) field.ErrorList {
 	errs := checkVendors(ts, pol)
+	errs = append(errs, checkClaims(ts, pol)...)
 	errs = append(errs, checkSecrets(ts, pol)...)
 	for _, t := range ts {
 		errs = append(errs, l.check(t)...)

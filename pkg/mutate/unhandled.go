@@ -23,11 +23,25 @@ var podOwners = map[string]bool{
 // ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
 // RayCluster, a StatefulSet, ...): in an Enforce namespace, one that asks anywhere for amd.com/gpu or
 // nvidia.com/gpu (any resources.limits or resources.requests in the object, so every pod template of every
-// kind is covered) is denied with a message naming the supported kinds. An object whose controller (owner
-// reference with controller: true) is a handled kind, a ReplicaSet or a RayCluster passes: its template was
-// checked when its workload was. The owner reference is what the object says: a user who writes one to an
-// object of such a kind they own gets past this check (see docs/policy.md).
+// kind is covered) or claims devices through dynamic resource allocation (resources.claims) is denied with
+// a message naming the supported kinds. An object whose controller (owner reference with controller: true)
+// is a handled kind, a ReplicaSet or a RayCluster passes: its template was checked when its workload was.
+// The owner reference is what the object says; ValidateUnhandledBy also asks who makes the request.
 func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
+	return validateUnhandled(raw, pol, "", false)
+}
+
+// ValidateUnhandledBy is ValidateUnhandled for a request of user: the owner reference exempts the object
+// only when a controller makes the request (a service account of another namespace, such as the Job
+// controller's or KubeRay's, or a system user such as system:kube-controller-manager), so that a team user
+// who writes a controller reference by hand gets no GPUs past the check. An empty user (offline, unknown)
+// trusts the owner reference.
+func ValidateUnhandledBy(raw []byte, pol *policy.Policy, user string) error {
+	return validateUnhandled(raw, pol, user, user != "")
+}
+
+// validateUnhandled: with byController, the owner reference exempts the object only when user is a controller.
+func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController bool) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
@@ -41,26 +55,40 @@ func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
 	if doc.Get("metadata.deletionTimestamp").Exists() {
 		return nil
 	}
-	for _, o := range doc.Get("metadata.ownerReferences").Array() {
-		if o.Get("controller").Bool() && podOwners[o.Get("apiVersion").String()+" "+o.Get("kind").String()] {
-			return nil
-		}
+	controlled := controlledByHandled(doc)
+	if controlled && (!byController || systemRequest(user, doc.Get("metadata.namespace").String())) {
+		return nil
 	}
 	p, q := findGPU(doc.Get("spec"), field.NewPath("spec"), 0)
 	if p == nil {
 		return nil
 	}
 	kind := doc.Get("apiVersion").String() + " " + doc.Get("kind").String()
-	return &Denial{ReasonUnsupported, field.ErrorList{field.Forbidden(p, fmt.Sprintf(
-		"%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo cannot yet apply the policy to a %s: use one of %s",
-		p, q, pol.Name, strings.TrimSpace(kind), supportedKinds()))}}
+	msg := fmt.Sprintf("%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo cannot yet apply the policy to a %s: use one of %s",
+		p, q, pol.Name, strings.TrimSpace(kind), supportedKinds())
+	if controlled {
+		msg += fmt.Sprintf("; its controller owner reference exempts it only when a controller makes the request, not %q", user)
+	}
+	return &Denial{ReasonUnsupported, field.ErrorList{field.Forbidden(p, msg)}}
+}
+
+// controlledByHandled reports whether the object's controller owner reference names a handled kind, a
+// ReplicaSet or a RayCluster.
+func controlledByHandled(doc gjson.Result) bool {
+	for _, o := range doc.Get("metadata.ownerReferences").Array() {
+		if o.Get("controller").Bool() && podOwners[o.Get("apiVersion").String()+" "+o.Get("kind").String()] {
+			return true
+		}
+	}
+	return false
 }
 
 // maxDepth bounds the walk; the API server bounds the nesting of objects too.
 const maxDepth = 64
 
 // findGPU finds a GPU resource with a non-zero quantity under any resources.limits or resources.requests
-// in v, and returns its path and quantity.
+// in v, or a non-empty resources.claims (devices of dynamic resource allocation, which may be GPUs), and
+// returns its path and quantity.
 func findGPU(v gjson.Result, p *field.Path, depth int) (*field.Path, string) {
 	if depth > maxDepth {
 		return nil, ""
@@ -72,6 +100,10 @@ func findGPU(v gjson.Result, p *field.Path, depth int) (*field.Path, string) {
 		v.ForEach(func(k, e gjson.Result) bool {
 			key := k.String()
 			if key == "resources" && e.IsObject() {
+				if cl := e.Get("claims"); cl.IsArray() && len(cl.Array()) > 0 {
+					found, qty = p.Child(key, "claims"), "devices claimed through dynamic resource allocation"
+					return false
+				}
 				for _, list := range []string{"limits", "requests"} {
 					e.Get(list).ForEach(func(r, q gjson.Result) bool {
 						if _, ok := gpuVendorOf(corev1.ResourceName(r.String())); ok && !zeroQuantity(q) {

@@ -32,14 +32,17 @@ func TestValidateUnhandled(t *testing.T) {
 			want: []string{"v1 Pod"}},
 		"a Pod owned by a Job, not as controller": {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"x","uid":"1"}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`,
 			want: []string{"v1 Pod"}},
-		"allowed: a Job's Pod":               {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"x","uid":"1","controller":true}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
-		"allowed: a RayCluster's Pod":        {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","ownerReferences":[{"apiVersion":"ray.io/v1","kind":"RayCluster","name":"x","uid":"1","controller":true}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
-		"allowed: a Pod with zero GPUs":      {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"0","cpu":"1"}}}]}}`},
-		"allowed: a CPU Pod":                 {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]}}`},
-		"allowed: a GPU Pod in OptIn":        {pol: policy.Default(), raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
-		"allowed: a GPU Pod being deleted":   {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
-		"allowed: a RayJob's RayCluster":     {raw: `{"apiVersion":"ray.io/v1","kind":"RayCluster","metadata":{"name":"r","ownerReferences":[{"apiVersion":"ray.io/v1","kind":"RayJob","name":"x","uid":"1","controller":true}]},"spec":{"workerGroupSpecs":[{"template":{"spec":{"containers":[{"name":"w","resources":{"limits":{"amd.com/gpu":"8"}}}]}}}]}}`},
-		"allowed: a Deployment's ReplicaSet": {raw: `{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"r","ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"x","uid":"1","controller":true}]},"spec":{"template":{"spec":{"containers":[{"name":"w","resources":{"limits":{"amd.com/gpu":"8"}}}]}}}}`},
+		"a Pod with a DRA claim": {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"resourceClaims":[{"name":"g","resourceClaimTemplateName":"t"}],"containers":[{"name":"c","resources":{"claims":[{"name":"g"}]}}]}}`,
+			want: []string{"spec.containers[0].resources.claims", "v1 Pod"}},
+		"allowed: a Pod with an empty claim list": {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","resources":{"claims":[]}}]}}`},
+		"allowed: a Job's Pod":                    {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"x","uid":"1","controller":true}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
+		"allowed: a RayCluster's Pod":             {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","ownerReferences":[{"apiVersion":"ray.io/v1","kind":"RayCluster","name":"x","uid":"1","controller":true}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
+		"allowed: a Pod with zero GPUs":           {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"0","cpu":"1"}}}]}}`},
+		"allowed: a CPU Pod":                      {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c"}]}}`},
+		"allowed: a GPU Pod in OptIn":             {pol: policy.Default(), raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p"},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
+		"allowed: a GPU Pod being deleted":        {raw: `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","deletionTimestamp":"2026-01-01T00:00:00Z"},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"8"}}}]}}`},
+		"allowed: a RayJob's RayCluster":          {raw: `{"apiVersion":"ray.io/v1","kind":"RayCluster","metadata":{"name":"r","ownerReferences":[{"apiVersion":"ray.io/v1","kind":"RayJob","name":"x","uid":"1","controller":true}]},"spec":{"workerGroupSpecs":[{"template":{"spec":{"containers":[{"name":"w","resources":{"limits":{"amd.com/gpu":"8"}}}]}}}]}}`},
+		"allowed: a Deployment's ReplicaSet":      {raw: `{"apiVersion":"apps/v1","kind":"ReplicaSet","metadata":{"name":"r","ownerReferences":[{"apiVersion":"apps/v1","kind":"Deployment","name":"x","uid":"1","controller":true}]},"spec":{"template":{"spec":{"containers":[{"name":"w","resources":{"limits":{"amd.com/gpu":"8"}}}]}}}}`},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -48,6 +51,37 @@ func TestValidateUnhandled(t *testing.T) {
 				p = enforce
 			}
 			err := mutate.ValidateUnhandled([]byte(tc.raw), p)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("want allowed, got %v", err)
+				}
+				return
+			}
+			wantDenied(t, err, tc.want...)
+		})
+	}
+}
+
+// TestForgedOwnerReference: a controller owner reference exempts a GPU object only when a controller makes
+// the request; a team user who writes one by hand is refused as without it.
+func TestForgedOwnerReference(t *testing.T) {
+	pol := teamML(t)
+	const pod = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","namespace":"ml","ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"cpu-only","uid":"1","controller":true}]},"spec":{"containers":[{"name":"c","resources":{"limits":{"amd.com/gpu":"64"}}}]}}`
+	cases := map[string]struct {
+		user string
+		want []string // nil: allowed
+	}{
+		"a team user":                         {user: "alice@example.com", want: []string{"spec.containers[0].resources.limits[amd.com/gpu]", "exempts it only when a controller makes the request", `"alice@example.com"`}},
+		"a service account of the namespace":  {user: "system:serviceaccount:ml:builder", want: []string{"exempts it only when a controller"}},
+		"anonymous":                           {user: "system:anonymous", want: []string{"exempts it only when a controller"}},
+		"allowed: the ReplicaSet controller":  {user: "system:serviceaccount:kube-system:replicaset-controller"},
+		"allowed: the controller manager":     {user: "system:kube-controller-manager"},
+		"allowed: KubeRay's operator":         {user: "system:serviceaccount:ray-system:kuberay-operator"},
+		"allowed: unknown (offline, no user)": {user: ""},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := mutate.ValidateUnhandledBy([]byte(pod), pol, tc.user)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("want allowed, got %v", err)

@@ -89,7 +89,8 @@ func Validate(r Review) ([]string, error) {
 }
 
 // ValidateScale checks a change of a Deployment's (serving kind's) replicas through the scale subresource:
-// obj is the current object, replicas the requested count. Growth is held to limits.maxGpusPerWorkload.
+// obj is the current object, replicas the requested count. Growth is held to limits.maxGpusPerWorkload and
+// limits.maxStoragePerWorkload.
 func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error {
 	if pol == nil {
 		pol = policy.Default()
@@ -114,8 +115,8 @@ func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error 
 		return err
 	}
 	w.(*deployment).Spec.Replicas = &replicas
-	if err := checkGPULimit(w, cur, pol, nil); err != nil {
-		return &Denial{ReasonLimit, field.ErrorList{err}}
+	if d := workloadLimits(w, cur, pol, nil); d != nil {
+		return d
 	}
 	return nil
 }

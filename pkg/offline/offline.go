@@ -90,7 +90,11 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 	doc := Document{Index: i, Kind: key.Kind, Name: key.Name}
 	if _, _, err := mutate.Decode(raw); err != nil {
 		// A kind the webhook does not handle: the validating webhook still refuses GPUs in Enforce.
-		if err := mutate.ValidateUnhandled(raw, policyFor(key.Namespace)); err != nil {
+		check := mutate.ValidateUnhandledBy(raw, policyFor(key.Namespace), opts.User)
+		if old := oldFor(opts.Old, key); old != nil {
+			check = mutate.ValidateUnhandledUpdate(raw, old, policyFor(key.Namespace), opts.User)
+		}
+		if err := check; err != nil {
 			return doc, fmt.Errorf("document %d (%s %s): %w", i, key.Kind, key.Name, err)
 		}
 		doc.Output = chunk

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -90,16 +91,20 @@ func TestValidatorDecisions(t *testing.T) {
 		"an unrelated label":           {vreq{op: admissionv1.Update, obj: with(job, "x", append(labels, "app")...), old: job}, nil},
 		"Deployment replicas past it":  {vreq{op: admissionv1.Update, obj: with(dep, 5, "spec", "replicas"), old: dep}, []string{"maxGpusPerWorkload"}},
 		"bare GPU Pod":                 {vreq{op: admissionv1.Create, obj: pod}, []string{"Enforce", "batch/v1 Job"}},
-		"GPU Pod a Job controls":       {vreq{op: admissionv1.Create, obj: strings.Replace(pod, `"namespace":"team-ml"`, `"namespace":"team-ml","ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"j","uid":"u","controller":true}]`, 1)}, nil},
-		"GPU StatefulSet":              {vreq{op: admissionv1.Create, obj: unhandledObj("apps/v1", "StatefulSet", `"template":`+gpuTemplate)}, []string{"Enforce", "apps/v1 StatefulSet"}},
+		"GPU Pod with a Job's owner reference, created by a team user": {vreq{op: admissionv1.Create, obj: strings.Replace(pod, `"namespace":"team-ml"`, `"namespace":"team-ml","ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"j","uid":"u","controller":true}]`, 1)},
+			[]string{"Enforce", "exempts it only when a controller makes the request", "alice@example.com"}},
+		"GPU StatefulSet": {vreq{op: admissionv1.Create, obj: unhandledObj("apps/v1", "StatefulSet", `"template":`+gpuTemplate)}, []string{"Enforce", "apps/v1 StatefulSet"}},
 		"plain StatefulSet UPDATE to GPUs": {vreq{op: admissionv1.Update, obj: unhandledObj("apps/v1", "StatefulSet", `"template":`+gpuTemplate),
 			old: unhandledObj("apps/v1", "StatefulSet", `"template":{"spec":{"containers":[{"name":"c","image":"x"}]}}`)}, []string{"Enforce"}},
-		"GPU CronJob":                 {vreq{op: admissionv1.Create, obj: unhandledObj("batch/v1", "CronJob", `"schedule":"@daily","jobTemplate":{"spec":{"template":`+gpuTemplate+`}}`)}, []string{"Enforce", "batch/v1 CronJob"}},
-		"GPU RayCluster":              {vreq{op: admissionv1.Create, obj: unhandledObj("ray.io/v1", "RayCluster", `"headGroupSpec":{"template":`+gpuTemplate+`}`)}, []string{"Enforce", "ray.io/v1 RayCluster"}},
-		"scale of the GPU Deployment": {scaleReq(1, 100), []string{"maxGpusPerWorkload"}},
-		"scale to 2^31-1":             {scaleReq(1, 2147483647), []string{"maxGpusPerWorkload"}},
-		"scale within the limit":      {scaleReq(1, 4), nil},
-		"scale 2 to 3 (24 GPUs)":      {scaleReq(2, 3), nil},
+		"GPU CronJob":    {vreq{op: admissionv1.Create, obj: unhandledObj("batch/v1", "CronJob", `"schedule":"@daily","jobTemplate":{"spec":{"template":`+gpuTemplate+`}}`)}, []string{"Enforce", "batch/v1 CronJob"}},
+		"GPU RayCluster": {vreq{op: admissionv1.Create, obj: unhandledObj("ray.io/v1", "RayCluster", `"headGroupSpec":{"template":`+gpuTemplate+`}`)}, []string{"Enforce", "ray.io/v1 RayCluster"}},
+		"RayCluster a RayJob controls, workers grown by its user": {vreq{op: admissionv1.Update, obj: controlledCluster(5), old: controlledCluster(1)},
+			[]string{"spec.workerGroupSpecs[0].replicas=5", "maxGpusPerWorkload"}},
+		"RayCluster a RayJob controls, workers shrunk": {vreq{op: admissionv1.Update, obj: controlledCluster(1), old: controlledCluster(4)}, nil},
+		"scale of the GPU Deployment":                  {scaleReq(1, 100), []string{"maxGpusPerWorkload"}},
+		"scale to 2^31-1":                              {scaleReq(1, 2147483647), []string{"maxGpusPerWorkload"}},
+		"scale within the limit":                       {scaleReq(1, 4), nil},
+		"scale 2 to 3 (24 GPUs)":                       {scaleReq(2, 3), nil},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -120,6 +125,12 @@ func TestValidatorDecisions(t *testing.T) {
 }
 
 const gpuTemplate = `{"spec":{"containers":[{"name":"c","image":"x","resources":{"limits":{"nvidia.com/gpu":"1"}}}]}}`
+
+// controlledCluster is a RayCluster a RayJob controls, with workers of 8 AMD GPUs.
+func controlledCluster(workers int) string {
+	return fmt.Sprintf(`{"apiVersion":"ray.io/v1","kind":"RayCluster","metadata":{"name":"r","namespace":"team-ml","ownerReferences":[{"apiVersion":"ray.io/v1","kind":"RayJob","name":"r","uid":"u","controller":true}]},`+
+		`"spec":{"headGroupSpec":{"template":{"spec":{"containers":[{"name":"h","image":"x"}]}}},"workerGroupSpecs":[{"groupName":"w","replicas":%d,"template":{"spec":{"containers":[{"name":"w","image":"x","resources":{"limits":{"amd.com/gpu":"8"}}}]}}}]}}`, workers)
+}
 
 // unhandledObj is an object of a kind Kaiwo does not handle yet, with the given spec fields.
 func unhandledObj(apiVersion, kind, spec string) string {

@@ -47,7 +47,7 @@ type WorkloadValidator struct {
 var _ admission.Handler = (*WorkloadValidator)(nil)
 
 // Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments, and CREATE and
-// UPDATE of the GPU-capable kinds not handled yet. A denial is 403 with the core's message; an object
+// UPDATE of the GPU-capable kinds not handled yet (on UPDATE also those a handled workload controls). A denial is 403 with the core's message; an object
 // that does not decode is 400; a policy or Deployment it cannot read is 503.
 func (v *WorkloadValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
 	start := time.Now()
@@ -81,11 +81,18 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 		if len(req.Object.Raw) == 0 {
 			return v.badRequest(kind, fmt.Errorf("kaiwo: the %s request carries no object", kind))
 		}
+		if req.Operation == admissionv1.Update && len(req.OldObject.Raw) == 0 {
+			return v.badRequest(kind, fmt.Errorf("kaiwo: UPDATE of %s %s/%s without the old object", kind, req.Namespace, req.Name))
+		}
 		pol, resp, ok := v.policy(ctx, req)
 		if !ok {
 			return resp, "error"
 		}
-		return v.decide(kind, req, pol, nil, mutate.ValidateUnhandled(req.Object.Raw, pol))
+		if req.Operation == admissionv1.Update {
+			// An edit of an object a handled workload controls is held to that workload's rules.
+			return v.decide(kind, req, pol, nil, mutate.ValidateUnhandledUpdate(req.Object.Raw, req.OldObject.Raw, pol, req.UserInfo.Username))
+		}
+		return v.decide(kind, req, pol, nil, mutate.ValidateUnhandledBy(req.Object.Raw, pol, req.UserInfo.Username))
 	}
 	if _, ok := mutate.KindFor(schema.GroupVersionKind(req.Kind)); !ok {
 		return admission.Allowed("kind not handled by Kaiwo"), "skipped"

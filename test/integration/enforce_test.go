@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -182,8 +183,9 @@ func TestQueuedJobChangesAreHeld(t *testing.T) {
 }
 
 // TestGPUPodsOfOtherKinds: in an Enforce namespace a bare GPU Pod or ReplicaSet is refused naming
-// the kinds that are handled; a GPU Pod a Job controls is not sent to the validator (the Job was
-// checked), nor a ReplicaSet a Deployment controls.
+// the kinds that are handled; a GPU Pod a Job controls, created by the Job controller, is not sent to
+// the validator (the Job was checked), nor a ReplicaSet a Deployment controls, created by the
+// Deployment controller; the same owner references written by a team user are refused.
 func TestGPUPodsOfOtherKinds(t *testing.T) {
 	const ns = "it-enforce-pod"
 	enforced(t, ns)
@@ -204,9 +206,19 @@ func TestGPUPodsOfOtherKinds(t *testing.T) {
 	if got := pods(); got != before+1 {
 		t.Errorf("Pod requests at the validator %v, want %v", got, before+1)
 	}
-	create(t, pod("of-a-job", metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "train", UID: "0000", Controller: ptr.To(true)}))
+	// The Job controller's identity creates a Job's Pods; the Pod is not sent.
+	jobController := controllerClient(t, "system:serviceaccount:kube-system:job-controller")
+	ofAJob := metav1.OwnerReference{APIVersion: "batch/v1", Kind: "Job", Name: "train", UID: "0000", Controller: ptr.To(true)}
+	if err := jobController.Create(context.Background(), pod("of-a-job", ofAJob)); err != nil {
+		t.Fatalf("a Pod the Job controller creates: %v", err)
+	}
 	if got := pods(); got != before+1 {
 		t.Errorf("a Job's Pod reached the validator (%v requests, want %v)", got, before+1)
+	}
+	// The same owner reference written by a team user exempts nothing.
+	err = k8s.Create(context.Background(), pod("forged", ofAJob))
+	if err == nil || !strings.Contains(err.Error(), "exempts it only when a controller makes the request") {
+		t.Errorf("a GPU Pod with a hand-written Job owner reference: want a denial, got %v", err)
 	}
 
 	// A ReplicaSet written by hand would run GPU Pods the Pod webhook exempts: it is refused too.
@@ -218,5 +230,23 @@ func TestGPUPodsOfOtherKinds(t *testing.T) {
 	if err := k8s.Create(context.Background(), rs("bare-rs")); err == nil || !strings.Contains(err.Error(), "Enforce") {
 		t.Errorf("bare GPU ReplicaSet: want a denial, got %v", err)
 	}
-	create(t, rs("of-a-deployment", metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "llm", UID: "0001", Controller: ptr.To(true)}))
+	ofADeployment := metav1.OwnerReference{APIVersion: "apps/v1", Kind: "Deployment", Name: "llm", UID: "0001", Controller: ptr.To(true)}
+	if err := controllerClient(t, "system:serviceaccount:kube-system:deployment-controller").Create(context.Background(), rs("of-a-deployment", ofADeployment)); err != nil {
+		t.Fatalf("a ReplicaSet the Deployment controller creates: %v", err)
+	}
+	if err := k8s.Create(context.Background(), rs("forged-rs", ofADeployment)); err == nil || !strings.Contains(err.Error(), "exempts it only when a controller") {
+		t.Errorf("a GPU ReplicaSet with a hand-written Deployment owner reference: want a denial, got %v", err)
+	}
+}
+
+// controllerClient is a client that makes its requests as user (the suite's admin may impersonate).
+func controllerClient(t *testing.T, user string) client.Client {
+	t.Helper()
+	c := rest.CopyConfig(cfg)
+	c.Impersonate = rest.ImpersonationConfig{UserName: user}
+	cl, err := client.New(c, client.Options{Scheme: k8s.Scheme()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
 }

@@ -14,6 +14,7 @@ import (
 	plugincel "k8s.io/apiserver/pkg/admission/plugin/cel"
 	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
 	"k8s.io/apiserver/pkg/cel/environment"
+	"k8s.io/utils/ptr"
 
 	"github.com/silogen/kaiwo-webhook/internal/testobj"
 )
@@ -103,6 +104,12 @@ func TestMatchConditions(t *testing.T) {
 		return job().Annotate("example.com/kaiwo.silogen.ai/gpus", "1").Annotate("kaiwo.silogen.ai", "x").Obj()
 	}
 
+	draJob := func() runtime.Object {
+		o := job().Obj()
+		o.Spec.Template.Spec.ResourceClaims = []corev1.PodResourceClaim{{Name: "g", ResourceClaimTemplateName: ptr.To("gpus")}}
+		o.Spec.Template.Spec.Containers[0].Resources.Claims = []corev1.ResourceClaim{{Name: "g"}}
+		return o
+	}
 	cases := map[string]struct {
 		webhook string
 		obj     runtime.Object
@@ -119,6 +126,11 @@ func TestMatchConditions(t *testing.T) {
 		"GPU Job (nvidia, limit only)":     {"jobs", withLimitOnly(job(), nvidiaGP), true},
 		"GPU Job in an init container":     {"jobs", initGPU(), true},
 		"Job with another vendor":          {"jobs", withLimitOnly(job(), "intel.com/gpu"), false},
+		"GPU Job (MIG slices only)":        {"jobs", withLimitOnly(job(), "nvidia.com/mig-1g.10gb"), true},
+		"GPU Job (time-sliced only)":       {"jobs", withLimitOnly(job(), "nvidia.com/gpu.shared"), true},
+		"GPU Deployment (AMD partition)":   {"deployments", withRequestOnly(deployment(), "amd.com/gpu-partition"), true},
+		"Job with an NVIDIA NIC":           {"jobs", withLimitOnly(job(), "nvidia.com/rdma_shared_device_a"), false},
+		"Job with a DRA claim only":        {"jobs", draJob(), true},
 		"GPU Deployment":                   {"deployments", deployment().Resource(0, amdGPU, "1").Obj(), true},
 		"GPU Deployment (request only)":    {"deployments", withRequestOnly(deployment(), nvidiaGP), true},
 		"plain Deployment":                 {"deployments", deployment().Obj(), false},

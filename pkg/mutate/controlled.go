@@ -1,0 +1,142 @@
+package mutate
+
+import (
+	"fmt"
+	"strings"
+
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
+	"github.com/tidwall/gjson"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/utils/ptr"
+	sjson "sigs.k8s.io/json"
+
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
+)
+
+// podSource is what the limits count: pod templates and, for each, the most pods of it that run at once.
+type podSource interface {
+	templates() []template
+	pods() []pods
+}
+
+// controlledCluster is a RayCluster that a RayJob or RayService controls.
+type controlledCluster struct{ spec *rayv1.RayClusterSpec }
+
+func (c controlledCluster) templates() []template {
+	return clusterTemplates(c.spec, field.NewPath("spec"))
+}
+func (c controlledCluster) pods() []pods { return rayPods(c.spec, field.NewPath("spec")) }
+
+// controlledReplicaSet is a ReplicaSet that a Deployment controls.
+type controlledReplicaSet struct{ rs *appsv1.ReplicaSet }
+
+func (r controlledReplicaSet) templates() []template {
+	return []template{{path: field.NewPath("spec", "template"), spec: &r.rs.Spec.Template}}
+}
+
+func (r controlledReplicaSet) pods() []pods {
+	n := int64(ptr.Deref(r.rs.Spec.Replicas, 1))
+	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
+}
+
+// ValidateUnhandledUpdate is ValidateUnhandled for an UPDATE: raw is the new object, oldRaw the stored one,
+// user the requesting user. An object that a handled workload controls was checked as that workload when its
+// controller created it; a later edit of it by a team user is held to the same rules, since its controller
+// may never undo it (KubeRay leaves a RayJob's RayCluster as it is): in an Enforce namespace, a RayCluster's or
+// ReplicaSet's GPUs and ephemeral storage may not grow past limits.maxGpusPerWorkload and
+// limits.maxStoragePerWorkload, and a pod template it changes may not break a rule about vendors, Secrets
+// or the locked scheduling fields that the stored template kept. Controllers pass: service accounts of
+// another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
+// workload already checked, or orphan the object (the garbage collector); a team user is neither. An object
+// that the update makes controlled is checked as ValidateUnhandledBy checks a new one.
+func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
+	if pol == nil {
+		pol = policy.Default()
+	}
+	if pol.Mode != policy.Enforce {
+		return nil
+	}
+	doc := gjson.ParseBytes(raw)
+	if !doc.IsObject() {
+		return fmt.Errorf("decoding object: want a JSON object")
+	}
+	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
+		return nil // a controller's update, such as the garbage collector's that orphans the object
+	}
+	if !controlledByHandled(gjson.ParseBytes(oldRaw)) {
+		// An owner reference added by this update is the object's word, as on CREATE.
+		return ValidateUnhandledBy(raw, pol, user)
+	}
+	if err := ValidateUnhandled(raw, pol); err != nil {
+		return err
+	}
+	var w, old podSource
+	switch doc.Get("apiVersion").String() + " " + doc.Get("kind").String() {
+	case "ray.io/v1 RayCluster":
+		var c, o rayv1.RayCluster
+		if err := decodeBoth(raw, oldRaw, &c, &o); err != nil {
+			return err
+		}
+		w, old = controlledCluster{&c.Spec}, controlledCluster{&o.Spec}
+	case "apps/v1 ReplicaSet":
+		var r, o appsv1.ReplicaSet
+		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
+			return err
+		}
+		w, old = controlledReplicaSet{&r}, controlledReplicaSet{&o}
+	default:
+		return nil // a Pod's resources cannot grow; other kinds are not created by a handled workload
+	}
+	if errs := newTemplateErrors(w.templates(), old.templates(), pol); len(errs) > 0 {
+		return &Denial{ReasonPolicy, errs}
+	}
+	if d := workloadLimits(w, old, pol, nil); d != nil {
+		return d
+	}
+	return nil
+}
+
+func decodeBoth(raw, oldRaw []byte, obj, old any) error {
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
+		return fmt.Errorf("decoding object: %w", err)
+	}
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(oldRaw, old); err != nil {
+		return fmt.Errorf("decoding the old object: %w", err)
+	}
+	return nil
+}
+
+// newTemplateErrors are the template rules' errors of the changed templates of ts that the template at the
+// same place in old did not have: the controller copied the stored template from a checked workload, with
+// what Kaiwo placed there (a gpu-model affinity, say), so only what the edit breaks is denied.
+func newTemplateErrors(ts, old []template, pol *policy.Policy) field.ErrorList {
+	var errs field.ErrorList
+	lt := newLockedTemplate(pol, nil)
+	for _, t := range changedTemplates(ts, old) {
+		had := map[string]bool{}
+		for _, o := range old {
+			if o.path.String() == t.path.String() {
+				for _, e := range templateRules([]template{o}, pol, lt) {
+					had[e.Error()] = true
+				}
+			}
+		}
+		for _, e := range templateRules([]template{t}, pol, lt) {
+			if !had[e.Error()] {
+				errs = append(errs, e)
+			}
+		}
+	}
+	return errs
+}
+
+// systemRequest reports whether user is a controller rather than a team user: a service account of another
+// namespace than ns, or one of the system's own users (system:kube-controller-manager, system:admin), whose
+// names no team user can hold.
+func systemRequest(user, ns string) bool {
+	if controllerOutside(user, ns) {
+		return true
+	}
+	return strings.HasPrefix(user, "system:") && !strings.HasPrefix(user, "system:serviceaccount:") && !strings.HasPrefix(user, "system:anonymous")
+}
