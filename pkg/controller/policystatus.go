@@ -169,7 +169,7 @@ func DesiredStatus(p *v1alpha1.KaiwoPolicy, rep policy.Report, missing func(ns, 
 	}
 	meta.SetStatusCondition(&st.Conditions, degraded)
 
-	warnings := append(append([]string(nil), rep.FailOpen...), rep.Ties...)
+	warnings := slices.Concat(rep.FailOpen, rep.Ties)
 	if missing != nil {
 		warnings = append(warnings, missingQueues(p.Name, rep, missing)...)
 	}
