@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"maps"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -34,7 +35,7 @@ func (r *LocalQueues) Setup(mgr ctrl.Manager) error {
 		Named("localqueue").
 		For(&corev1.Namespace{}, builder.WithPredicates(predicate.Funcs{
 			CreateFunc:  func(event.CreateEvent) bool { return true },
-			UpdateFunc:  func(e event.UpdateEvent) bool { return !mapsEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) },
+			UpdateFunc:  func(e event.UpdateEvent) bool { return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) },
 			DeleteFunc:  func(event.DeleteEvent) bool { return false },
 			GenericFunc: func(event.GenericEvent) bool { return false },
 		})).
@@ -82,16 +83,4 @@ func (r *LocalQueues) Reconcile(ctx context.Context, req reconcile.Request) (rec
 	}
 	log.FromContext(ctx).Info("created LocalQueue", "namespace", ns.Name, "name", lq.Name, "clusterQueue", lq.Spec.ClusterQueue, "policy", pol.Name)
 	return reconcile.Result{}, nil
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }

@@ -53,7 +53,7 @@ func (r *PolicyStatus) Setup(mgr ctrl.Manager) error {
 		// change no generation: they do not come back as work.
 		Watches(&v1alpha1.KaiwoPolicy{}, toAll, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Namespace{}, toAll, builder.WithPredicates(predicate.Funcs{
-			UpdateFunc: func(e event.UpdateEvent) bool { return !mapsEqual(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) },
+			UpdateFunc: func(e event.UpdateEvent) bool { return !maps.Equal(e.ObjectOld.GetLabels(), e.ObjectNew.GetLabels()) },
 		})).
 		Complete(r)
 }
@@ -146,7 +146,7 @@ func (r *PolicyStatus) Reconcile(ctx context.Context, req reconcile.Request) (re
 func DesiredStatus(p *v1alpha1.KaiwoPolicy, rep policy.Report, missing func(ns, queue string) bool) v1alpha1.KaiwoPolicyStatus {
 	st := v1alpha1.KaiwoPolicyStatus{
 		ObservedGeneration: p.Generation,
-		Conditions:         append([]metav1.Condition(nil), p.Status.Conditions...),
+		Conditions:         slices.Clone(p.Status.Conditions),
 		Namespaces:         int32(min(len(rep.Namespaces), 1<<31-1)),
 	}
 	valid := metav1.Condition{Type: v1alpha1.ConditionValid, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonValid,
@@ -169,7 +169,7 @@ func DesiredStatus(p *v1alpha1.KaiwoPolicy, rep policy.Report, missing func(ns, 
 	}
 	meta.SetStatusCondition(&st.Conditions, degraded)
 
-	warnings := append(append([]string(nil), rep.FailOpen...), rep.Ties...)
+	warnings := slices.Concat(rep.FailOpen, rep.Ties)
 	if missing != nil {
 		warnings = append(warnings, missingQueues(p.Name, rep, missing)...)
 	}

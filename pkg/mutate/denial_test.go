@@ -3,6 +3,8 @@ package mutate_test
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,11 +122,28 @@ func TestDenials(t *testing.T) {
 			want: []string{"kaiwo.silogen.ai/gpus-per-replica", `"4"`, "must divide kaiwo.silogen.ai/gpus (10) evenly"}},
 		"parallelism disagrees with gpus": {obj: MakeRayJob("r", "ml", "w").Annotate(annotations.GPUs, "16").Annotate(envKey, "envVars:\n- {name: PIPELINE_PARALLELISM, value: \"3\"}\n- {name: TENSOR_PARALLELISM, value: \"4\"}\n").Obj(),
 			want: []string{"kaiwo.silogen.ai/env", "PIPELINE_PARALLELISM=3 x TENSOR_PARALLELISM=4", "must multiply to kaiwo.silogen.ai/gpus (16)"}},
+		"gpu-model not a label value": {obj: job(annotations.GPUs, "1", annotations.GPUModel, "mi 300x!").Obj(),
+			want: []string{"kaiwo.silogen.ai/gpu-model", `"mi 300x!"`, "must be a node label value"}},
+		"priority-class not a name": {obj: job(annotations.GPUs, "1", annotations.PriorityClass, "Bad Class").Obj(),
+			want: []string{"kaiwo.silogen.ai/priority-class", `"Bad Class"`, "must be a WorkloadPriorityClass name"}},
+		"storage not a size": {obj: job(annotations.GPUs, "1", annotations.Storage, "lots").Obj(),
+			want: []string{"kaiwo.silogen.ai/storage]", `"lots"`, "must be a positive whole number of bytes"}},
+		"storage-class not a name": {obj: job(annotations.GPUs, "1", annotations.StorageClass, "Bad_Class").Obj(),
+			want: []string{"kaiwo.silogen.ai/storage-class", `"Bad_Class"`, "must be a StorageClass name"}},
 		"several errors are reported together": {obj: job(annotations.GPUs, "x", annotations.GPUVendor, "intel").Obj(),
 			want: []string{"kaiwo.silogen.ai/gpus", "kaiwo.silogen.ai/gpu-vendor"}},
 	}
-	if len(cases) < 25 {
-		t.Fatalf("only %d bad-input cases", len(cases))
+	// Every key a user writes has a bad value here whose denial names it (the whole key: storage is
+	// not named by storage-class).
+	for _, key := range annotations.UserKeys() {
+		whole := regexp.MustCompile(regexp.QuoteMeta(key) + `($|[^-a-z])`)
+		named := false
+		for _, tc := range cases {
+			named = named || slices.ContainsFunc(tc.want, whole.MatchString)
+		}
+		if !named {
+			t.Errorf("no bad-input case is denied naming %s", key)
+		}
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

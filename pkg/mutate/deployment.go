@@ -41,7 +41,7 @@ func (d *deployment) queue(s *settings) ([]string, field.ErrorList) {
 	if s.priorityClass != "" {
 		labels[annotations.KueuePriorityClass] = s.priorityClass
 	}
-	if setLabels(&d.Spec.Template.ObjectMeta, labels) {
+	if setObjectLabels(&d.Spec.Template.ObjectMeta, labels) {
 		return []string{"queue labels on the pod template"}, nil
 	}
 	return nil, nil

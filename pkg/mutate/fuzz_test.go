@@ -208,8 +208,12 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 		if res != nil {
 			t.Errorf("Admit returned both a result and an error: %v", err)
 		}
+		// Only a legitimate refusal ends the check: a *mutate.Denial, or the decoder's own error on what
+		// does not decode. Anything else (an internal error such as a patch that cannot be encoded) fails.
 		var d *mutate.Denial
 		switch {
+		case errors.Is(err, mutate.ErrEncodePatch):
+			t.Errorf("an internal error: %v", err)
 		case errors.As(err, &d):
 			if len(d.Errs) == 0 {
 				t.Errorf("a denial without reasons: %v", err)
@@ -221,6 +225,8 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 			}
 		case decErr == nil:
 			t.Errorf("Admit failed with a %T, not a *mutate.Denial, on an object that decodes: %v", err, err)
+		case err.Error() != decErr.Error():
+			t.Errorf("Admit failed with %v, not the decoder's error %v", err, decErr)
 		}
 		return
 	}

@@ -327,7 +327,7 @@ var unsafeLabel = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 func LabelSafe(user string) string {
 	v := strings.Trim(unsafeLabel.ReplaceAllString(user, "-"), "-._")
 	if len(v) > 63 {
-		v = fmt.Sprintf("%s-%08x", strings.Trim(v[:54], "-._"), fnv32(user))
+		v = truncHash(v, user)
 	}
 	return v
 }
@@ -348,10 +348,6 @@ func setObjectLabels(obj metav1.Object, labels map[string]string) bool {
 		obj.SetLabels(cur)
 	}
 	return changed
-}
-
-func setLabels(meta *metav1.ObjectMeta, labels map[string]string) bool {
-	return setObjectLabels(meta, labels)
 }
 
 func sortedKeys[V any](m map[string]V) []string {

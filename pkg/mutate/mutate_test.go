@@ -2,7 +2,6 @@ package mutate_test
 
 import (
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
@@ -153,9 +152,13 @@ func TestMutateJob(t *testing.T) {
 			},
 		},
 		"a CPU limit the user set becomes the request too; memory is filled": {
-			obj: MakeJob("j", "ml").Annotate(annotations.GPUs, "2").Obj(),
+			obj: func() *batchv1.Job {
+				j := MakeJob("j", "ml").Annotate(annotations.GPUs, "2").Obj()
+				j.Spec.Template.Spec.Containers[0].Resources.Limits = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("3")}
+				return j
+			}(),
 			check: func(t *testing.T, j *batchv1.Job, _ []string) {
-				wantGPUs(t, j.Spec.Template.Spec.Containers[0], amd, 2, "8", "64Gi")
+				wantGPUs(t, j.Spec.Template.Spec.Containers[0], amd, 2, "3", "64Gi")
 			},
 		},
 		"containers without resources, zero GPUs: no GPU resource, env says 0": {
@@ -449,5 +452,3 @@ func TestLabelSafe(t *testing.T) {
 }
 
 func itoa(n int32) string { b, _ := json.Marshal(n); return string(b) }
-
-var _ = errors.As

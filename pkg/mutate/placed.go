@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
@@ -147,11 +146,6 @@ func (r resourceAt) equal(o resourceAt) bool {
 	a, ok1 := r.list[r.name]
 	b, ok2 := o.list[o.name]
 	return ok1 && ok2 && a.Cmp(b) == 0
-}
-
-func splitResource(key string) (string, corev1.ResourceName) {
-	list, name, _ := strings.Cut(key, "/")
-	return list, corev1.ResourceName(name)
 }
 
 func templatesByPath(w workload) map[string]*corev1.PodTemplateSpec {

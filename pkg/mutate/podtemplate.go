@@ -45,7 +45,7 @@ func appContainer(t template, name string) (*corev1.Container, *field.Path, *fie
 		}
 		names = append(names, cs[i].Name)
 	}
-	return nil, nil, field.NotFound(field.NewPath("metadata", "annotations").Key("kaiwo.silogen.ai/container"),
+	return nil, nil, field.NotFound(field.NewPath("metadata", "annotations").Key(annotations.Container),
 		fmt.Sprintf("%s (app containers of %s: %s)", name, t.path, strings.Join(names, ", ")))
 }
 
@@ -214,7 +214,7 @@ func secretVolumeName(secret string) string {
 	if len(name) <= 63 && !strings.Contains(secret, ".") {
 		return name
 	}
-	return fmt.Sprintf("%s-%08x", strings.TrimRight(name[:min(len(name), 54)], "-"), fnv32(secret))
+	return truncHash(name, secret)
 }
 
 // addToleration adds t unless an equal one is there.
@@ -266,6 +266,12 @@ func requestsGPUs(ts []template) bool {
 		}
 		return false
 	})
+}
+
+// truncHash shortens v to a valid 63-character name or label value that stays unique per of: its
+// first 54 characters, without trailing separators, then '-' and a 32-bit hash of of.
+func truncHash(v, of string) string {
+	return fmt.Sprintf("%s-%08x", strings.TrimRight(v[:min(len(v), 54)], "-._"), fnv32(of))
 }
 
 func fnv32(s string) uint32 {

@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -49,7 +50,7 @@ func checkQueueing(kind Kind, opts *Options, pol *policy.Policy) field.ErrorList
 			whys = append(whys, "queue is locked")
 		}
 		why := strings.Join(whys, ", ")
-		return field.ErrorList{field.Invalid(p, opts.Queueing, fmt.Sprintf("is not allowed by KaiwoPolicy %q (%s): a %s runs in Kueue's queue %q; remove the annotation", pol.Name, why, kind.GVK.Kind, firstOf(pol.Defaults.Queue, "kaiwo")))}
+		return field.ErrorList{field.Invalid(p, opts.Queueing, fmt.Sprintf("is not allowed by KaiwoPolicy %q (%s): a %s runs in Kueue's queue %q; remove the annotation", pol.Name, why, kind.GVK.Kind, cmp.Or(pol.Defaults.Queue, "kaiwo")))}
 	}
 	return nil
 }
@@ -64,7 +65,7 @@ func checkQueueLabels(obj client.Object, kind Kind, pol *policy.Policy) field.Er
 	qp := labelsPath.Key(annotations.KueueQueueName)
 	switch {
 	case !ok && queueEnforced(kind, pol):
-		errs = append(errs, field.Required(qp, fmt.Sprintf("a %s must be queued in Kueue under KaiwoPolicy %q: label it with an allowed queue (the mutating webhook sets %q)", kind.GVK.Kind, pol.Name, firstOf(pol.Defaults.Queue, "kaiwo"))))
+		errs = append(errs, field.Required(qp, fmt.Sprintf("a %s must be queued in Kueue under KaiwoPolicy %q: label it with an allowed queue (the mutating webhook sets %q)", kind.GVK.Kind, pol.Name, cmp.Or(pol.Defaults.Queue, "kaiwo"))))
 	case !ok:
 	case pol.IsLocked(policy.FieldQueue) && q != pol.Defaults.Queue:
 		errs = append(errs, field.Invalid(qp, q, fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.queue is %q and cannot be changed", pol.Name, pol.Defaults.Queue)))

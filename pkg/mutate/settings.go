@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 
@@ -65,7 +66,7 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 		}
 	}
 
-	s.vendor = firstOf(o.GPUVendor, d.GPUVendor, "amd")
+	s.vendor = cmp.Or(o.GPUVendor, d.GPUVendor, "amd")
 	s.resource = corev1.ResourceName(vendorResources[s.vendor])
 	if o.GPUVendor != "" {
 		locked(annotations.GPUVendor, policy.FieldGPUVendor, o.GPUVendor, d.GPUVendor)
@@ -111,7 +112,7 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 			locked(annotations.ShmSize, policy.FieldShmSize, o.ShmSize.String(), d.ShmSize.String())
 		}
 	}
-	s.pullSecret = firstOf(o.PullSecret, d.ImagePullSecret)
+	s.pullSecret = cmp.Or(o.PullSecret, d.ImagePullSecret)
 	if o.PullSecret != "" {
 		if d.ImagePullSecret != "" {
 			locked(annotations.ImagePullSecret, policy.FieldImagePullSecret, o.PullSecret, d.ImagePullSecret)
@@ -154,7 +155,7 @@ func (s *settings) resolveQueue(obj client.Object) field.ErrorList {
 		s.queue, s.queueFrom = label, "label"
 		path = labelsPath.Key(annotations.KueueQueueName)
 	default:
-		s.queue, s.queueFrom = firstOf(d.Queue, "kaiwo"), fmt.Sprintf("default of policy %s", pol.Name)
+		s.queue, s.queueFrom = cmp.Or(d.Queue, "kaiwo"), fmt.Sprintf("default of policy %s", pol.Name)
 	}
 	if pol.IsLocked(policy.FieldQueue) && s.queue != d.Queue {
 		errs = append(errs, field.Invalid(path, s.queue,
@@ -191,15 +192,6 @@ func secretDenied(p *field.Path, name string, pol *policy.Policy) *field.Error {
 		pats = append(pats, quoteAll(list))
 	}
 	return field.Invalid(p, name, fmt.Sprintf("Secret %q is not allowed by KaiwoPolicy %q: limits.allowedSecrets is %s", name, pol.Name, strings.Join(pats, " and ")))
-}
-
-func firstOf(vs ...string) string {
-	for _, v := range vs {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 func quoteAll(vs []string) string {

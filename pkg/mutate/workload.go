@@ -20,8 +20,6 @@ import (
 // Kind registers one workload kind: how to make an empty object and how to adapt a decoded one.
 type Kind struct {
 	GVK schema.GroupVersionKind
-	// Resource is the plural resource name, as webhook rules name it.
-	Resource string
 	// Serving kinds default to no queueing and mount code at /workload/app; they are also mutated on UPDATE.
 	Serving bool
 	New     func() client.Object
@@ -157,33 +155,29 @@ type finisher interface {
 
 var (
 	jobKind = Kind{
-		GVK:      batchv1.SchemeGroupVersion.WithKind("Job"),
-		Resource: "jobs",
-		New:      func() client.Object { return &batchv1.Job{} },
-		adapt:    func(o client.Object, _ []byte) (workload, error) { return (*job)(o.(*batchv1.Job)), nil },
+		GVK:   batchv1.SchemeGroupVersion.WithKind("Job"),
+		New:   func() client.Object { return &batchv1.Job{} },
+		adapt: func(o client.Object, _ []byte) (workload, error) { return (*job)(o.(*batchv1.Job)), nil },
 	}
 	deploymentKind = Kind{
-		GVK:      appsv1.SchemeGroupVersion.WithKind("Deployment"),
-		Resource: "deployments",
-		Serving:  true,
-		New:      func() client.Object { return &appsv1.Deployment{} },
-		adapt:    func(o client.Object, _ []byte) (workload, error) { return (*deployment)(o.(*appsv1.Deployment)), nil },
+		GVK:     appsv1.SchemeGroupVersion.WithKind("Deployment"),
+		Serving: true,
+		New:     func() client.Object { return &appsv1.Deployment{} },
+		adapt:   func(o client.Object, _ []byte) (workload, error) { return (*deployment)(o.(*appsv1.Deployment)), nil },
 	}
 	rayJobKind = Kind{
-		GVK:      rayv1.GroupVersion.WithKind("RayJob"),
-		Resource: "rayjobs",
-		New:      func() client.Object { return &rayv1.RayJob{} },
+		GVK: rayv1.GroupVersion.WithKind("RayJob"),
+		New: func() client.Object { return &rayv1.RayJob{} },
 		adapt: func(o client.Object, raw []byte) (workload, error) {
 			e := explicitRayJob(raw)
 			return &rayJob{RayJob: o.(*rayv1.RayJob), keepCluster: e.keepCluster, zeroTTL: e.zeroTTL}, nil
 		},
 	}
 	rayServiceKind = Kind{
-		GVK:      rayv1.GroupVersion.WithKind("RayService"),
-		Resource: "rayservices",
-		Serving:  true,
-		New:      func() client.Object { return &rayv1.RayService{} },
-		adapt:    func(o client.Object, _ []byte) (workload, error) { return (*rayService)(o.(*rayv1.RayService)), nil },
+		GVK:     rayv1.GroupVersion.WithKind("RayService"),
+		Serving: true,
+		New:     func() client.Object { return &rayv1.RayService{} },
+		adapt:   func(o client.Object, _ []byte) (workload, error) { return (*rayService)(o.(*rayv1.RayService)), nil },
 	}
 )
 

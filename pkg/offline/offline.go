@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/tidwall/gjson"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/yaml"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -38,7 +40,9 @@ type Document struct {
 }
 
 // Run mutates every document of a multi-document YAML stream. Documents of kinds the webhook does not
-// handle pass through unchanged, as the API server would pass them. The first denial stops the run.
+// handle pass through unchanged, as the API server would pass them; a document of a handled kind that
+// cannot be decoded (or of a version not handled) is an error, as serve answers it with 400. The first
+// denial stops the run.
 func Run(in io.Reader, opts Options) ([]Document, error) {
 	policyFor := opts.PolicyFor
 	if policyFor == nil {
@@ -79,16 +83,19 @@ func eachDocument(in io.Reader, f func(i int, chunk []byte) error) error {
 }
 
 func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Options) (Document, error) {
-	raw, err := sigsyaml.YAMLToJSON(chunk)
+	raw, err := toJSON(chunk)
 	if err != nil {
 		return Document{}, fmt.Errorf("document %d: not YAML: %w", i, err)
 	}
 	key, err := keyOf(raw)
 	if err != nil {
+		if _, _, derr := mutate.Decode(raw); derr != nil {
+			err = derr // the message serve answers with
+		}
 		return Document{}, fmt.Errorf("document %d: not a Kubernetes object: %w", i, err)
 	}
 	doc := Document{Index: i, Kind: key.Kind, Name: key.Name}
-	if _, _, err := mutate.Decode(raw); err != nil {
+	if !handled(raw) {
 		// A kind the webhook does not handle: the validating webhook still refuses GPUs in Enforce.
 		check := mutate.ValidateUnhandledBy(raw, policyFor(key.Namespace), opts.User)
 		if old := oldFor(opts.Old, key); old != nil {
@@ -139,6 +146,30 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 	}
 	doc.Output, err = sigsyaml.JSONToYAML(patched)
 	return doc, err
+}
+
+// toJSON converts a document to the JSON the API server would get. A JSON document is kept as it is, so
+// the decoder sees it as serve would (a key given twice included); YAML with a key given twice is an
+// error, as kubectl makes it.
+func toJSON(chunk []byte) ([]byte, error) {
+	if t := bytes.TrimSpace(chunk); json.Valid(t) {
+		return t, nil
+	}
+	return sigsyaml.YAMLToJSONStrict(chunk)
+}
+
+// handled reports whether raw names the group and kind of a kind the webhook handles, in any version: a
+// version it does not handle, or an object it cannot decode, is refused as serve refuses it, never passed
+// through as if the webhook would not see it.
+func handled(raw []byte) bool {
+	tm := gjson.GetManyBytes(raw, "apiVersion", "kind")
+	gk := schema.FromAPIVersionAndKind(tm[0].String(), tm[1].String()).GroupKind()
+	for _, k := range mutate.Kinds {
+		if k.GVK.GroupKind() == gk {
+			return true
+		}
+	}
+	return false
 }
 
 // stripComments drops comment-only lines, so a document of comments counts as empty.

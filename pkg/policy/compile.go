@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -127,8 +128,8 @@ func Compile(p *v1alpha1.KaiwoPolicy, flavors FlavorLookup) (*Compiled, field.Er
 				c.vendors = append(c.vendors, string(v))
 			}
 		}
-		c.queues = cloneList(l.AllowedQueues)
-		c.secrets = cloneList(l.AllowedSecrets)
+		c.queues = slices.Clone(l.AllowedQueues)
+		c.secrets = slices.Clone(l.AllowedSecrets)
 	}
 	for _, f := range p.Spec.Locked {
 		c.locked = append(c.locked, string(f))
@@ -248,11 +249,4 @@ func Canonical(q resource.Quantity) resource.Quantity {
 	q = q.DeepCopy()
 	_ = q.String()
 	return q
-}
-
-func cloneList(l []string) []string {
-	if l == nil {
-		return nil
-	}
-	return append(make([]string, 0, len(l)), l...)
 }

@@ -126,15 +126,6 @@ func (x *Index) DeleteNamespace(name string) {
 	x.mu.Unlock()
 }
 
-// Compiled returns the compiled policy name, for reporting its errors and
-// warnings on its status.
-func (x *Index) Compiled(name string) (*Compiled, bool) {
-	x.wmu.Lock()
-	defer x.wmu.Unlock()
-	c, ok := x.byName[name]
-	return c, ok
-}
-
 // Conflicts checks p against the policies and namespaces the Index holds, for
 // the validating webhook; see ValidateSet.
 func (x *Index) Conflicts(p *v1alpha1.KaiwoPolicy) field.ErrorList {

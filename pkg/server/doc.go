@@ -1,2 +1,5 @@
-// Package server is the thin admission layer: it decodes AdmissionReview requests, calls the pure core, and answers with a patch or a denial.
+// Package server is the thin admission layer: it decodes AdmissionReview requests, calls the pure core
+// for the mutating and the validating webhook, and answers with a patch, warnings or a denial. It also
+// holds the bound on requests in flight, the metrics, the manager (TLS, leader election, the drain on
+// SIGTERM) and the check that notices when Kueue's API is served.
 package server

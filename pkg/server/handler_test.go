@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	. "github.com/silogen/kaiwo-webhook/internal/testobj"
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
@@ -239,10 +240,20 @@ func TestHandlerBadBodyIsNot500(t *testing.T) {
 			t.Errorf("%s: HTTP %d, %s", name, rec.Code, rec.Body)
 		}
 	}
-	// A Job request without its object is a bad request, not an allowed one.
+	// A bare Job with no Kaiwo keys passes untouched.
 	resp := send(t, h, review{op: admissionv1.Create, raw: `{"apiVersion":"batch/v1","kind":"Job"}`})
-	if !resp.Allowed {
-		t.Fatalf("a Job with no Kaiwo keys must pass: %+v", resp.Result)
+	if !resp.Allowed || len(resp.Patch) > 0 {
+		t.Fatalf("a Job with no Kaiwo keys must pass untouched: allowed=%v result=%+v patch=%s", resp.Allowed, resp.Result, resp.Patch)
+	}
+	// A Job request without its object is a bad request, not an allowed one.
+	for _, raw := range [][]byte{nil, []byte("null")} {
+		mut := &server.Mutator{Policies: fixedPolicy{policy.Default()}, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}
+		got := mut.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+			UID: "uid-1", Kind: metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, Namespace: "ml", Name: "x",
+			Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}})
+		if got.Allowed || got.Result == nil || got.Result.Code != http.StatusBadRequest {
+			t.Errorf("a Job CREATE with object %q: allowed=%v result=%+v, want 400", raw, got.Allowed, got.Result)
+		}
 	}
 }
 

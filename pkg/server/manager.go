@@ -104,12 +104,7 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		RetryPeriod:                   nonZero(o.RetryPeriod),
 		GracefulShutdownTimeout:       nonZero(o.GracefulShutdownTimeout),
 		Controller:                    ctrlconfig.Controller{SkipNameValidation: &o.SkipControllerNameValidation},
-		WebhookServer: webhook.NewServer(webhook.Options{
-			Host:    o.Host,
-			Port:    o.Port,
-			CertDir: o.CertDir,
-			TLSOpts: []func(*tls.Config){tlsOptions},
-		}),
+		WebhookServer:                 NewWebhookServer(o.Host, o.Port, o.CertDir),
 	})
 	if err != nil {
 		return nil, err
@@ -158,6 +153,12 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		return nil, err
 	}
 	return mgr, nil
+}
+
+// NewWebhookServer is the HTTPS server the webhooks are served on: the certificate and key in certDir,
+// reloaded when the files change, TLS 1.2 or later, HTTP/1.1 only.
+func NewWebhookServer(host string, port int, certDir string) webhook.Server {
+	return webhook.NewServer(webhook.Options{Host: host, Port: port, CertDir: certDir, TLSOpts: []func(*tls.Config){tlsOptions}})
 }
 
 func tlsOptions(c *tls.Config) {

@@ -16,9 +16,9 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/silogen/kaiwo-webhook/internal/testenv"
+	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
 
 func writeCert(t *testing.T, dir, cn string) {
@@ -71,8 +71,7 @@ func TestTLSReload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := webhook.NewServer(webhook.Options{Host: "127.0.0.1", Port: port, CertDir: dir,
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) { c.MinVersion = tls.VersionTLS12; c.NextProtos = []string{"http/1.1"} }}})
+	srv := server.NewWebhookServer("127.0.0.1", port, dir) // the server NewManager serves the webhooks on
 	h, _ := newHandler(t)
 	srv.Register("/mutate", h)
 	ctx, cancel := context.WithCancel(context.Background())

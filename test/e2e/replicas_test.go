@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -184,7 +183,6 @@ type balancer struct {
 	next     atomic.Uint64
 	// refused counts connections closed for want of a ready backend.
 	refused atomic.Int64
-	wg      sync.WaitGroup
 }
 
 func newBalancer(addr string, backends ...*replica) (*balancer, error) {

@@ -25,10 +25,10 @@ import (
 
 	"github.com/go-logr/logr"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	"github.com/silogen/kaiwo-webhook/bench"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
 
 // Stats is what /debug/stats reports.
@@ -72,16 +72,7 @@ func run(certDir string, nPolicies, nNamespaces int) error {
 	if err != nil {
 		return err
 	}
-	srv := webhook.NewServer(webhook.Options{
-		Host:    "127.0.0.1",
-		Port:    port,
-		CertDir: certDir,
-		// As server.NewManager: TLS 1.2+, HTTP/1.1 only.
-		TLSOpts: []func(*tls.Config){func(c *tls.Config) {
-			c.MinVersion = tls.VersionTLS12
-			c.NextProtos = []string{"http/1.1"}
-		}},
-	})
+	srv := server.NewWebhookServer("127.0.0.1", port, certDir) // as server.NewManager
 	var served atomic.Uint64
 	count := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
