@@ -170,9 +170,10 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 		pt.NodeAffinity = placedAffinity(ips, ops, func(key string) bool {
 			return anyHasT(knownT, func(r *PlacedTemplate) []string { return r.NodeAffinity }, key)
 		})
+		inC := indexContainers(ips.Containers)
 		for ci := range ops.Containers {
 			oc := &ops.Containers[ci]
-			ic := containerNamed(ips.Containers, oc.Name)
+			ic := inC.named(oc.Name)
 			if ic == nil {
 				continue
 			}
@@ -238,8 +239,9 @@ func restoreOrder(inW, outW workload) {
 		reorder(ops.Tolerations, ips.Tolerations, func(t corev1.Toleration) string {
 			return t.Key + "|" + string(t.Operator) + "|" + t.Value + "|" + string(t.Effect)
 		})
+		inC := indexContainers(ips.Containers)
 		for i := range ops.Containers {
-			ic := containerNamed(ips.Containers, ops.Containers[i].Name)
+			ic := inC.named(ops.Containers[i].Name)
 			if ic == nil {
 				continue
 			}
