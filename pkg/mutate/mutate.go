@@ -308,7 +308,7 @@ func (m *mutation) record(user string) {
 		}
 	}
 	b, _ := json.Marshal(rec)
-	if rec.Placed != nil && len(b) > maxPlacedBytes+1024 { // the rest of the record is small
+	if rec.Placed != nil && len(b) > maxRecordBytes { // the rest of the record is small
 		rec.Placed = nil
 		b, _ = json.Marshal(rec)
 	}

@@ -134,6 +134,7 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 		}
 	}
 	ins := templatesByPath(inW)
+	size := 0 // a lower bound of the record's JSON: names and keys without their quotes and commas
 	for _, t := range outW.templates() {
 		path := t.path.String()
 		it, ot := ins[path], t.spec
@@ -201,6 +202,9 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 			if len(pc.Resources)+len(pc.Env)+len(pc.Mounts) > 0 {
 				pt.container(oc.Name)
 				pt.Containers[oc.Name] = pc
+				if size += recordedBytes(oc.Name, pc); size > maxRecordBytes {
+					return nil // record would leave it out: stop before walking the other containers
+				}
 			}
 		}
 		if len(pt.Labels)+len(pt.Volumes)+len(pt.PullSecrets)+len(pt.Tolerations)+len(pt.NodeAffinity)+len(pt.Containers) > 0 {
@@ -209,6 +213,20 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 		}
 	}
 	return p.bounded()
+}
+
+// maxRecordBytes is the applied record's size past which record leaves the placed record out.
+const maxRecordBytes = maxPlacedBytes + 1024
+
+// recordedBytes is a lower bound of the JSON of container name's entry in the record.
+func recordedBytes(name string, pc *PlacedContainer) int {
+	n := len(name)
+	for _, l := range [][]string{pc.Resources, pc.Env, pc.Mounts} {
+		for _, k := range l {
+			n += len(k)
+		}
+	}
+	return n
 }
 
 func anyHas(rs []*Placed, f func(*Placed) []string, v string) bool {
