@@ -207,6 +207,9 @@ func (m *mutation) run(user string) *Denial {
 		}
 		m.warnings = append(notes, m.warnings...)
 	}
+	if d := checkPatchFloor(m.inW, m.w); d != nil {
+		return d
+	}
 	m.record(user)
 	return nil
 }
