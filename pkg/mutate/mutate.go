@@ -167,7 +167,8 @@ func (m *mutation) run(user string) *Denial {
 	if len(errs) > 0 {
 		return &Denial{ReasonAnnotation, errs}
 	}
-	if errs := checkLimits(m.w.templates(), opts); len(errs) > 0 {
+	ts := m.w.templates() // as the input has them
+	if errs := checkLimits(ts, opts); len(errs) > 0 {
 		return &Denial{ReasonLimit, errs}
 	}
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
@@ -207,7 +208,7 @@ func (m *mutation) run(user string) *Denial {
 		}
 		m.warnings = append(notes, m.warnings...)
 	}
-	if d := checkPatchFloor(m.inW, m.w); d != nil {
+	if d := checkPatchFloor(ts, m.inW, m.w); d != nil {
 		return d
 	}
 	m.record(user)
