@@ -247,8 +247,12 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	if enc, err := mutate.EncodePatch(res.Patch); err != nil || !bytes.Equal(enc, mustMarshal(t, res.Patch)) {
 		t.Errorf("EncodePatch gives %s (%v), encoding/json %s", enc, err, mustMarshal(t, res.Patch))
 	}
-	if _, _, err := mutate.Decode(out); err != nil {
+	mutated, _, err := mutate.Decode(out)
+	if err != nil {
 		t.Fatalf("the mutated object does not decode: %v\n%s", err, out)
+	}
+	if floor := mutate.PatchFloor(raw, decoded, mutated); floor > len(res.Patch) {
+		t.Errorf("the patch floor %d is over the patch's %d operations: a mutation could be denied that the patch limit allows", floor, len(res.Patch))
 	}
 	fzCheckSameAsJSONDiff(t, raw, out, decoded, polFor(decoded.GetNamespace()))
 	fzCheckValidates(t, out, polFor)

@@ -54,7 +54,7 @@ func TestWorstShapes(t *testing.T) {
 		says   []string
 	}{
 		"containers-1000-env-1000":        {mutate.ReasonLimit, []string{"metadata.annotations[kaiwo.silogen.ai/env]", "1000 entries x 1000 containers", "at most 10000 env entries"}},
-		"containers-8000-env-0":           {mutate.ReasonLimit, []string{"spec", "16006 patch operations", "at most 10000 operations"}},
+		"containers-8000-env-0":           {mutate.ReasonLimit, []string{"spec", "at least 16000 patch operations", "at most 10000 operations"}},
 		"containers-1-env-2000":           {mutate.ReasonAnnotation, []string{"metadata.annotations[kaiwo.silogen.ai/env].envVars", "2000", "at most 1024 items"}},
 		"containers-1-env-1":              {},
 		"rayjob-300x10-env-20":            {mutate.ReasonLimit, []string{"kaiwo.silogen.ai/env", "20 entries x 3001 containers", "at most 10000"}},
@@ -63,7 +63,7 @@ func TestWorstShapes(t *testing.T) {
 		"unknown-keys-20000":              {mutate.ReasonAnnotation, []string{"20000 unknown Kaiwo annotations", "19981 more are not"}},
 		"deep-9000":                       {},
 		"largest-3mib":                    {mutate.ReasonLimit, []string{"object", "bytes of JSON", "at most 1572864 bytes"}},
-		"largest-stored-10000-containers": {mutate.ReasonLimit, []string{"40006 patch operations", "at most 10000 operations"}},
+		"largest-stored-10000-containers": {mutate.ReasonLimit, []string{"at least 20000 patch operations", "at most 10000 operations"}},
 		"largest-stored-1000-containers":  {},
 	}
 	for _, s := range shapes.Worst() {
@@ -129,7 +129,10 @@ func TestLimitsCannotBeWalkedAround(t *testing.T) {
 			reason: mutate.ReasonAnnotation, says: []string{"metadata.annotations[kaiwo.silogen.ai/env]", "must be the Kaiwo env-file YAML"}},
 		"patch operations from containers alone": {
 			raw:    rawJob(map[string]string{"kaiwo.silogen.ai/gpus": "1"}, map[string]any{"containers": named("c", 5001)}),
-			reason: mutate.ReasonLimit, says: []string{"10008 patch operations", "at most 10000 operations"}},
+			reason: mutate.ReasonLimit, says: []string{"at least 10002 patch operations", "at most 10000 operations"}},
+		"patch operations just past the limit, under the bound read before the patch": {
+			raw:    rawJob(map[string]string{"kaiwo.silogen.ai/gpus": "1"}, map[string]any{"containers": named("c", 4999)}), // 2 x 4999 adds and 6 more
+			reason: mutate.ReasonLimit, says: []string{"spec", "10004 patch operations", "at most 10000 operations"}},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {

@@ -167,7 +167,8 @@ func (m *mutation) run(user string) *Denial {
 	if len(errs) > 0 {
 		return &Denial{ReasonAnnotation, errs}
 	}
-	if errs := checkLimits(m.w.templates(), opts); len(errs) > 0 {
+	ts := m.w.templates() // as the input has them
+	if errs := checkLimits(ts, opts); len(errs) > 0 {
 		return &Denial{ReasonLimit, errs}
 	}
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
@@ -206,6 +207,9 @@ func (m *mutation) run(user string) *Denial {
 			notes = append(notes, "kaiwo: "+n)
 		}
 		m.warnings = append(notes, m.warnings...)
+	}
+	if d := checkPatchFloor(ts, m.inW, m.w); d != nil {
+		return d
 	}
 	m.record(user)
 	return nil
@@ -308,7 +312,7 @@ func (m *mutation) record(user string) {
 		}
 	}
 	b, _ := json.Marshal(rec)
-	if rec.Placed != nil && len(b) > maxPlacedBytes+1024 { // the rest of the record is small
+	if rec.Placed != nil && len(b) > maxRecordBytes { // the rest of the record is small
 		rec.Placed = nil
 		b, _ = json.Marshal(rec)
 	}

@@ -134,6 +134,7 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 		}
 	}
 	ins := templatesByPath(inW)
+	size := 0 // a lower bound of the record's JSON: names and keys without their quotes and commas
 	for _, t := range outW.templates() {
 		path := t.path.String()
 		it, ot := ins[path], t.spec
@@ -170,9 +171,10 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 		pt.NodeAffinity = placedAffinity(ips, ops, func(key string) bool {
 			return anyHasT(knownT, func(r *PlacedTemplate) []string { return r.NodeAffinity }, key)
 		})
+		inC := indexContainers(ips.Containers)
 		for ci := range ops.Containers {
 			oc := &ops.Containers[ci]
-			ic := containerNamed(ips.Containers, oc.Name)
+			ic := inC.named(oc.Name)
 			if ic == nil {
 				continue
 			}
@@ -200,6 +202,9 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 			if len(pc.Resources)+len(pc.Env)+len(pc.Mounts) > 0 {
 				pt.container(oc.Name)
 				pt.Containers[oc.Name] = pc
+				if size += recordedBytes(oc.Name, pc); size > maxRecordBytes {
+					return nil // record would leave it out: stop before walking the other containers
+				}
 			}
 		}
 		if len(pt.Labels)+len(pt.Volumes)+len(pt.PullSecrets)+len(pt.Tolerations)+len(pt.NodeAffinity)+len(pt.Containers) > 0 {
@@ -208,6 +213,20 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 		}
 	}
 	return p.bounded()
+}
+
+// maxRecordBytes is the applied record's size past which record leaves the placed record out.
+const maxRecordBytes = maxPlacedBytes + 1024
+
+// recordedBytes is a lower bound of the JSON of container name's entry in the record.
+func recordedBytes(name string, pc *PlacedContainer) int {
+	n := len(name)
+	for _, l := range [][]string{pc.Resources, pc.Env, pc.Mounts} {
+		for _, k := range l {
+			n += len(k)
+		}
+	}
+	return n
 }
 
 func anyHas(rs []*Placed, f func(*Placed) []string, v string) bool {
@@ -238,8 +257,9 @@ func restoreOrder(inW, outW workload) {
 		reorder(ops.Tolerations, ips.Tolerations, func(t corev1.Toleration) string {
 			return t.Key + "|" + string(t.Operator) + "|" + t.Value + "|" + string(t.Effect)
 		})
+		inC := indexContainers(ips.Containers)
 		for i := range ops.Containers {
-			ic := containerNamed(ips.Containers, ops.Containers[i].Name)
+			ic := inC.named(ops.Containers[i].Name)
 			if ic == nil {
 				continue
 			}
