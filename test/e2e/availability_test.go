@@ -245,6 +245,11 @@ func TestRollingRestartLosesNoAdmission(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(bg, time.Minute)
 			err := r.waitReady(ctx)
+			if err == nil {
+				// As a rollout waits for the new pod to be Ready, and so in the endpoints, before it
+				// terminates the next: the balancer learns readiness one poll later.
+				err = lb.waitRouting(ctx, len(replicas))
+			}
 			cancel()
 			if err != nil {
 				t.Fatal(err)

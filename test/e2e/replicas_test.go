@@ -268,6 +268,18 @@ func pipe(a, b net.Conn) {
 	<-done
 }
 
+// waitRouting waits until the balancer routes to n backends.
+func (b *balancer) waitRouting(ctx context.Context, n int) error {
+	for b.readyCount() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the balancer routes to %d of %d replicas: %w", b.readyCount(), n, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
 // readyCount is how many backends the balancer currently routes to.
 func (b *balancer) readyCount() int {
 	n := 0
