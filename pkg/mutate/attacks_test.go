@@ -60,11 +60,7 @@ func withClaim(j *batchv1.Job) *batchv1.Job {
 // TestMoreAttacksOnCreate: further ways a team user tries to get around the rules when creating a workload.
 func TestMoreAttacksOnCreate(t *testing.T) {
 	pol := teamML(t)
-	cases := map[string]struct {
-		obj  func() client.Object
-		pol  *policy.Policy
-		want []string // nil: admitted
-	}{
+	cases := map[string]createAttack{
 		"GPUs asked for through requests only": {obj: func() client.Object {
 			j := MakeJob("j", "ml").Obj()
 			j.Spec.Template.Spec.Containers[0].Resources.Requests = corev1.ResourceList{amd: resource.MustParse("40")}
@@ -145,22 +141,7 @@ func TestMoreAttacksOnCreate(t *testing.T) {
 			return gpuJob("1").Parallelism(2).Annotate(annotations.Storage, "500Gi").Obj()
 		}},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			p := tc.pol
-			if p == nil {
-				p = pol
-			}
-			_, err := admit(t, tc.obj(), p)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("want admitted, got %v", err)
-				}
-				return
-			}
-			wantDenied(t, err, tc.want...)
-		})
-	}
+	runCreateAttacks(t, cases, pol)
 }
 
 // TestMoreAttacksOnUpdate: later changes to stored objects, checked by the validating webhook alone.

@@ -112,11 +112,7 @@ func rayWorkers(spec *rayv1.RayClusterSpec, g int, replicas int32, r corev1.Reso
 func TestAttacksOnCreate(t *testing.T) {
 	pol := teamML(t)
 	servingQueued := teamMLWith(t, "    nodeSelector: {node-pool: gpu}\n", "    nodeSelector: {node-pool: gpu}\n    servingQueueing: kueue\n")
-	cases := map[string]struct {
-		obj  func() client.Object
-		pol  *policy.Policy
-		want []string
-	}{
+	cases := map[string]createAttack{
 		"1 queueing none on an 8-GPU Job": {obj: func() client.Object { return gpuJob("8").Annotate(annotations.Queueing, "none").Obj() },
 			want: []string{"metadata.annotations[kaiwo.silogen.ai/queueing]", `"none"`, "Enforce", `"team-ml"`}},
 		"1 queueing none on a RayJob": {obj: func() client.Object {
@@ -223,22 +219,7 @@ func TestAttacksOnCreate(t *testing.T) {
 			return withInit(withInit(gpuJob("8").Obj(), false, corev1.ResourceCPU, "1"), true, corev1.ResourceCPU, "1")
 		}},
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			p := tc.pol
-			if p == nil {
-				p = pol
-			}
-			_, err := admit(t, tc.obj(), p)
-			if tc.want == nil {
-				if err != nil {
-					t.Fatalf("want admitted, got %v", err)
-				}
-				return
-			}
-			wantDenied(t, err, tc.want...)
-		})
-	}
+	runCreateAttacks(t, cases, pol)
 }
 
 // TestNumbersAtTheEdges: a GPU count no node holds is denied naming the annotation before any
@@ -364,5 +345,34 @@ func TestSecretVolumesPerSecret(t *testing.T) {
 	}
 	if secretOf["kaiwo-secret-db-prod"] != "db-prod" {
 		t.Errorf("db-prod's volume is not kaiwo-secret-db-prod: %v", secretOf)
+	}
+}
+
+// createAttack is one object a team user creates, under pol (nil: the table's policy), and the parts of
+// the denial that must name the field and the rule (nil: admitted).
+type createAttack struct {
+	obj  func() client.Object
+	pol  *policy.Policy
+	want []string
+}
+
+// runCreateAttacks admits each case's object through the core as the server would and checks the answer.
+func runCreateAttacks(t *testing.T, cases map[string]createAttack, pol *policy.Policy) {
+	t.Helper()
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := tc.pol
+			if p == nil {
+				p = pol
+			}
+			_, err := admit(t, tc.obj(), p)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("want admitted, got %v", err)
+				}
+				return
+			}
+			wantDenied(t, err, tc.want...)
+		})
 	}
 }
