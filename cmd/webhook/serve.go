@@ -28,7 +28,7 @@ func runServe(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	fs.BoolVar(&o.LeaderElect, "leader-elect", false, "elect a leader for the LocalQueue controller (the webhook serves on every replica)")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election lease")
-	fs.IntVar(&o.MaxInflight, "max-inflight", server.DefaultMaxInflight(), "mutations that run at once; more wait in line (up to 4s or their deadline), then get a 429 answer")
+	fs.IntVar(&o.MaxInflight, "max-inflight", server.DefaultMaxInflight(), "admission requests (mutations and validations) that run at once; more wait in line (up to 4s or their deadline), then get a 429 answer")
 	fs.DurationVar(&o.LeaseDuration, "leader-elect-lease-duration", 15*time.Second, "how long a lease holds without renewal; a killed leader's controller moves within about this long")
 	fs.DurationVar(&o.RenewDeadline, "leader-elect-renew-deadline", 10*time.Second, "how long the leader retries renewing before it gives the lease up (and exits, to be restarted)")
 	fs.DurationVar(&o.RetryPeriod, "leader-elect-retry-period", 2*time.Second, "how often candidates try to take the lease")

@@ -12,7 +12,7 @@ import (
 )
 
 // KueueWatch finds out whether Kueue's API is served and, the first time it is, runs Enable (which
-// starts the ResourceFlavor informer and the LocalQueue controller). Kueue installed after the
+// starts the ResourceFlavor informer, the LocalQueue controller and the policy status watches). Kueue installed after the
 // webhook started is so picked up without a restart. It runs on every replica.
 type KueueWatch struct {
 	// Discovery asks the API server afresh on every check (no cached discovery).
@@ -41,11 +41,11 @@ func (k *KueueWatch) Check(ctx context.Context) bool {
 		return false
 	}
 	if err := k.Enable(ctx); err != nil {
-		log.FromContext(ctx).Error(err, "starting the ResourceFlavor informer and the LocalQueue controller")
+		log.FromContext(ctx).Error(err, "starting what needs Kueue (ResourceFlavor informer, LocalQueue controller, policy status watches)")
 		return false
 	}
 	k.served.Store(true)
-	log.FromContext(ctx).Info("Kueue's API is served: ResourceFlavor informer and LocalQueue controller started")
+	log.FromContext(ctx).Info("Kueue's API is served: ResourceFlavor informer, LocalQueue controller and policy status watches started")
 	return true
 }
 

@@ -10,7 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
-// DefaultMaxInflight is how many mutations run at once unless --max-inflight says otherwise: two per
+// DefaultMaxInflight is how many admission requests (mutations and validations) run at once unless --max-inflight says otherwise: two per
 // CPU the process may use, which keeps the CPUs busy while one request waits for the GC, and bounds
 // the memory a burst can take to that many requests' worth.
 func DefaultMaxInflight() int { return 2 * runtime.GOMAXPROCS(0) }
