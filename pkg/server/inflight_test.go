@@ -76,6 +76,32 @@ func TestThrottleQueuesThenRejects(t *testing.T) {
 	}
 }
 
+// TestThrottleIsSharedByEveryHandlerItBounds: a burst of validations cannot get around the bound by
+// arriving while mutations hold the slots: handlers bound by one throttle share its slots.
+func TestThrottleIsSharedByEveryHandlerItBounds(t *testing.T) {
+	m := server.NewMetrics(prometheus.NewRegistry())
+	throttle := server.NewThrottle(1, m)
+	mutating := &blocking{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	validating := &blocking{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	mutate, validate := throttle.Bound(mutating), throttle.Bound(validating)
+
+	done := make(chan admission.Response)
+	go func() { done <- mutate.Handle(context.Background(), jobRequest()) }()
+	<-mutating.entered // the mutation holds the only slot
+
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if resp := validate.Handle(ctx, jobRequest()); resp.Allowed || resp.Result.Code != http.StatusTooManyRequests {
+		t.Errorf("a validation while a mutation held the only slot: allowed=%v code=%d; want a 429", resp.Allowed, resp.Result.Code)
+	}
+	close(mutating.release)
+	<-done
+	close(validating.release)
+	if resp := validate.Handle(context.Background(), jobRequest()); !resp.Allowed {
+		t.Errorf("a validation with the slot free: %v", resp.Result)
+	}
+}
+
 // TestMutatorStopsWhenContextEnds: a request whose context has ended is answered with an error, not
 // mutated.
 func TestMutatorStopsWhenContextEnds(t *testing.T) {
