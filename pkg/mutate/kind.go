@@ -70,12 +70,14 @@ type scaler interface{ setReplicas(int32) }
 // and the tests are given; it does not change once built.
 type Registry struct {
 	kinds     []Kind
+	unhandled []UnhandledKind
 	supported string // "batch/v1 Job, ...", for messages
 }
 
-// NewRegistry registers the kinds of adapters, in order. A kind given twice, a GVK or resource missing,
-// or a scale subresource whose adapter cannot scale is an error.
-func NewRegistry(adapters ...Adapter) (*Registry, error) {
+// NewRegistry registers the kinds of adapters, in order, and the GPU-capable kinds that are not handled. A
+// kind given twice (or both handled and unhandled), a GVK, resource or pod template path missing, or a scale
+// subresource whose adapter cannot scale is an error.
+func NewRegistry(adapters []Adapter, unhandled []UnhandledKind) (*Registry, error) {
 	r := &Registry{}
 	names := make([]string, 0, len(adapters))
 	for _, a := range adapters {
@@ -102,6 +104,24 @@ func NewRegistry(adapters ...Adapter) (*Registry, error) {
 		r.kinds = append(r.kinds, k)
 		names = append(names, k.String())
 	}
+	for _, u := range unhandled {
+		name := u.GVK.GroupVersion().String() + " " + u.GVK.Kind
+		switch {
+		case u.GVK.Version == "" || u.GVK.Kind == "" || u.Resource == "":
+			return nil, fmt.Errorf("unhandled kind %q: apiVersion, kind and resource are required", name)
+		case len(u.Templates) == 0:
+			return nil, fmt.Errorf("unhandled kind %s: no pod template paths", name)
+		}
+		gr := schema.GroupResource{Group: u.GVK.Group, Resource: u.Resource}
+		if _, dup := r.ForResource(gr); dup {
+			return nil, fmt.Errorf("kind %s is both handled and unhandled", name)
+		}
+		if _, dup := r.UnhandledFor(gr); dup {
+			return nil, fmt.Errorf("unhandled kind %s registered twice", name)
+		}
+		u.Templates = slices.Clone(u.Templates)
+		r.unhandled = append(r.unhandled, u)
+	}
 	r.supported = strings.Join(names, ", ")
 	for i := range r.kinds {
 		r.kinds[i].supported = r.supported
@@ -109,14 +129,15 @@ func NewRegistry(adapters ...Adapter) (*Registry, error) {
 	return r, nil
 }
 
-// Builtin is a new registry of the kinds this build handles.
+// Builtin is a new registry of the kinds this build handles, and of the GPU-capable kinds it does not
+// (gpuKinds).
 func Builtin() *Registry {
-	r, err := NewRegistry(
+	r, err := NewRegistry([]Adapter{
 		jobKind{},
 		rayJobKind{},
 		rayServiceKind{},
 		deploymentKind{},
-	)
+	}, gpuKinds())
 	if err != nil {
 		panic(err) // the built-in list is fixed at compile time; its tests build it
 	}

@@ -30,17 +30,20 @@ func TestNewRegistryRefusesBadKinds(t *testing.T) {
 	noResource.Resource = ""
 	noTemplates.Templates = nil
 	scale.Scale = true
+	statefulSet := job
+	statefulSet.GVK, statefulSet.Resource = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, "statefulsets"
 	for name, tc := range map[string]struct {
 		adapters []Adapter
 		want     string
 	}{
-		"twice":        {[]Adapter{jobKind{}, rayJobKind{}, jobKind{}}, "batch/v1 Job registered twice"},
-		"no resource":  {[]Adapter{brokenKind{noResource}}, "resource are required"},
-		"no templates": {[]Adapter{brokenKind{noTemplates}}, "no pod template paths"},
-		"scale":        {[]Adapter{brokenKind{scale}}, "cannot set replicas"},
+		"twice":          {[]Adapter{jobKind{}, rayJobKind{}, jobKind{}}, "batch/v1 Job registered twice"},
+		"also unhandled": {[]Adapter{brokenKind{statefulSet}}, "apps/v1 StatefulSet is both handled and unhandled"},
+		"no resource":    {[]Adapter{brokenKind{noResource}}, "resource are required"},
+		"no templates":   {[]Adapter{brokenKind{noTemplates}}, "no pod template paths"},
+		"scale":          {[]Adapter{brokenKind{scale}}, "cannot set replicas"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := NewRegistry(tc.adapters...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := NewRegistry(tc.adapters, gpuKinds()); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("NewRegistry: %v, want an error with %q", err, tc.want)
 			}
 		})
@@ -49,7 +52,7 @@ func TestNewRegistryRefusesBadKinds(t *testing.T) {
 
 // TestRegistryIsAValue: each registry is its own; what Kinds returns cannot change the registry.
 func TestRegistryIsAValue(t *testing.T) {
-	only, err := NewRegistry(jobKind{})
+	only, err := NewRegistry([]Adapter{jobKind{}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
