@@ -1,9 +1,11 @@
 package mutate
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // Request is one admission call on an object's JSON, as the server and the offline command make it.
@@ -80,7 +82,7 @@ func AdmitRequest(r Request) (*Result, error) {
 	if err := stop(); err != nil {
 		return nil, err
 	}
-	if res.Patch, err = Patch(r.Raw, obj, out.Object); err != nil {
+	if res.Patch, err = typedpatch.Diff(r.Raw, obj, out.Object); err != nil {
 		return nil, err
 	}
 	if d := checkPatch(len(res.Patch), nil); d != nil {
@@ -92,7 +94,7 @@ func AdmitRequest(r Request) (*Result, error) {
 	if err := stop(); err != nil {
 		return nil, err
 	}
-	if res.PatchJSON, err = EncodePatch(res.Patch); err != nil {
+	if res.PatchJSON, err = typedpatch.Encode(res.Patch); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncodePatch, err)
 	}
 	if d := checkPatch(len(res.Patch), res.PatchJSON); d != nil {
@@ -100,3 +102,19 @@ func AdmitRequest(r Request) (*Result, error) {
 	}
 	return res, nil
 }
+
+// Result is one admission decision on a raw object: Patch is the JSON patch (RFC 6902) the API server
+// gets, from typedpatch.Diff.
+type Result struct {
+	Kind     Kind
+	Managed  bool
+	Patch    []typedpatch.Operation
+	Warnings []string
+	Features []string
+	// PatchJSON is Patch encoded (typedpatch.Encode), nil when there is no patch.
+	PatchJSON []byte
+}
+
+// ErrEncodePatch marks a patch that could not be encoded, which the Go types of the supported kinds
+// rule out.
+var ErrEncodePatch = errors.New("encoding the patch")
