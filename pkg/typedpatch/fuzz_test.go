@@ -19,25 +19,27 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/typedpatch/patchtest"
 )
 
-// The fuzz targets start from an object's JSON, formatted as an API server or kubectl could send it
-// (see apiServerCould), make random changes to its decoded Go value (randMutator), and check Diff's
-// patch with the independent oracle patchtest.Check: applied to raw it decodes to the changed value,
-// and every leaf of raw outside the patched paths survives byte for byte. The seed corpus is
-// testdata/fuzz/<FuzzName>.
+// fuzzKinds are the Go types FuzzDiff changes, picked by its kind argument.
+var fuzzKinds = []func() any{
+	func() any { return new(batchv1.Job) },
+	func() any { return new(appsv1.Deployment) },
+	func() any { return new(rayv1.RayJob) },
+	func() any { return new(rayv1.RayService) },
+}
 
-func FuzzDiffJob(f *testing.F)        { fuzzDiff[batchv1.Job](f) }
-func FuzzDiffDeployment(f *testing.F) { fuzzDiff[appsv1.Deployment](f) }
-func FuzzDiffRayJob(f *testing.F)     { fuzzDiff[rayv1.RayJob](f) }
-
-// fuzzDiff: raw is the object, seed and changes drive the random changes, layout reformats raw
-// (see relayout).
-func fuzzDiff[T any](f *testing.F) {
-	f.Fuzz(func(t *testing.T, raw []byte, seed int64, changes uint8, layout uint8) {
+// FuzzDiff starts from an object's JSON, formatted as an API server or kubectl could send it (see
+// apiServerCould and relayout), makes random changes to its decoded Go value (randMutator: seed and
+// changes drive them), and checks Diff's patch with the independent oracle patchtest.Check: applied to
+// raw it decodes to the changed value, and every leaf of raw the change does not touch survives byte
+// for byte. kind picks the Go type (fuzzKinds). The seed corpus is testdata/fuzz/FuzzDiff.
+func FuzzDiff(f *testing.F) {
+	f.Fuzz(func(t *testing.T, raw []byte, kind uint8, seed int64, changes uint8, layout uint8) {
 		raw = relayout(raw, layout)
 		if !apiServerCould(raw) {
 			return
 		}
-		original, mutated := new(T), new(T)
+		newObj := fuzzKinds[int(kind)%len(fuzzKinds)]
+		original, mutated := newObj(), newObj()
 		if sjson.UnmarshalCaseSensitivePreserveInts(raw, original) != nil {
 			return // only what the decoder refuses ends the check here
 		}
