@@ -64,4 +64,3 @@ func Apply(raw []byte, ops []Operation) ([]byte, error) {
 	}
 	return p.Apply(raw)
 }
-

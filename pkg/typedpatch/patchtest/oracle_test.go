@@ -29,7 +29,9 @@ func TestCheck(t *testing.T) {
 	removeA.Spec.Template.Spec.Containers[0].Image = "new"
 	cpu := j.DeepCopy() // the same quantity, written otherwise
 	cpu.Spec.Template.Spec.Containers[1].Resources.Limits["cpu"] = resource.MustParse("1")
-	op := func(o, p string, v any) jsonpatch.Operation { return jsonpatch.Operation{Operation: o, Path: p, Value: v} }
+	op := func(o, p string, v any) jsonpatch.Operation {
+		return jsonpatch.Operation{Operation: o, Path: p, Value: v}
+	}
 	cases := []struct {
 		name    string
 		ops     []jsonpatch.Operation
