@@ -77,3 +77,22 @@ func newImage(j *batchv1.Job) *batchv1.Job {
 	c.Spec.Template.Spec.Containers[1].Image = "new"
 	return c
 }
+
+// TestCheckNotUTF8: raw that is not UTF-8 is still decoded and compared, but its bytes are not: the
+// applier writes the invalid ones otherwise.
+func TestCheckNotUTF8(t *testing.T) {
+	raw := []byte("{\"apiVersion\":\"batch/v1\",\"kind\":\"Job\",\"spec\":{\"x\xff\":1,\"template\":{\"spec\":{\"containers\":[{\"name\":\"a\",\"image\":\"i\"}]}}}}")
+	var j batchv1.Job
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &j); err != nil {
+		t.Fatal(err)
+	}
+	m := j.DeepCopy()
+	m.Spec.Template.Spec.Containers[0].Image = "new"
+	right := []jsonpatch.Operation{{Operation: "replace", Path: "/spec/template/spec/containers/0/image", Value: "new"}}
+	if err := patchtest.Check(raw, right, m); err != nil {
+		t.Errorf("a right patch: %v", err)
+	}
+	if err := patchtest.Check(raw, nil, m); err == nil || !strings.Contains(err.Error(), "decodes to something else") {
+		t.Errorf("a change left out: %v, want it caught", err)
+	}
+}
