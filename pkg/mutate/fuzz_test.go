@@ -183,7 +183,8 @@ func fzAnnotate(raw []byte, values []string) []byte {
 
 // FuzzMutate varies the Kaiwo annotations and the bytes of the object. Properties: Admit never panics;
 // it either denies with a *mutate.Denial (or fails to decode what is not a supported object), or allows,
-// managed or not; an allowed patch applies, the result decodes, and Admit on the result is a silent no-op
+// managed or not; an allowed patch applies, decodes to the object Mutate returns with every leaf of the
+// input it does not change intact (patchtest), and Admit on the result is a silent no-op
 // (mutate(mutate(x)) == mutate(x)); Mutate leaves its input object alone. The last argument picks the
 // policy: the built-in default or fzTeamPolicy.
 func FuzzMutate(f *testing.F) {

@@ -14,15 +14,16 @@
 //
 //   - decoding Apply(raw, Diff(raw, original, mutated)) into the Go type gives mutated (semantically:
 //     quantities by value, nil and empty lists alike);
-//   - every leaf of raw outside the patched paths survives byte for byte: fields the Go type does not
-//     know, values the Go type would write differently (a quantity "1000m" for "1"), and, where
-//     elements are removed from a list merged by key (containers by name), each kept element's own
-//     unknown fields;
+//   - every leaf of raw whose value the change does not touch survives byte for byte: fields the Go
+//     type does not know, values the Go type would write differently (a quantity "1000m" for "1"),
+//     and, where elements are removed from a list merged by key (containers by name), each kept
+//     element's own unknown fields;
 //   - operations are add, remove and replace only, each valid where it runs, in order.
 //
-// The fuzz targets of this package check the first two with an oracle that shares no code with Diff:
-// the patch applied by github.com/evanphx/json-patch, decoded by sigs.k8s.io/json, and raw walked with
-// gjson (package typedpatch/patchtest).
+// FuzzDiff checks the first two and the third's kinds with an oracle that shares no code with Diff
+// (package typedpatch/patchtest: the patch applied by github.com/evanphx/json-patch, decoded by
+// sigs.k8s.io/json, raw walked with gjson); the kept elements of a keyed list are checked by
+// TestPatchRemovalKeepsUnknownFields, as the oracle compares lists by position.
 package typedpatch
 
 import "gomodules.xyz/jsonpatch/v2"
