@@ -20,7 +20,7 @@
 //     element's own unknown fields;
 //   - operations are add, remove and replace only, each valid where it runs, in order.
 //
-// FuzzDiff checks the first two and the third's kinds with an oracle that shares no code with Diff
+// FuzzDiff checks all three with an oracle that shares no code with Diff
 // (package typedpatch/patchtest: the patch applied by github.com/evanphx/json-patch, decoded by
 // sigs.k8s.io/json, raw walked with gjson); the kept elements of a keyed list are checked by
 // TestPatchRemovalKeepsUnknownFields, as the oracle compares lists by position.
