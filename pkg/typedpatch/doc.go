@@ -20,10 +20,11 @@
 //     element's own unknown fields;
 //   - operations are add, remove and replace only, each valid where it runs, in order.
 //
-// FuzzDiff checks all three with an oracle that shares no code with Diff
-// (package typedpatch/patchtest: the patch applied by github.com/evanphx/json-patch, decoded by
-// sigs.k8s.io/json, raw walked with gjson); the kept elements of a keyed list are checked by
-// TestPatchRemovalKeepsUnknownFields, as the oracle compares lists by position.
+// FuzzDiff checks all three with an oracle that shares no code with Diff (package
+// typedpatch/patchtest: the patch applied by github.com/evanphx/json-patch, decoded by
+// sigs.k8s.io/json, raw walked with gjson). The oracle counts a list element that changed places as
+// changed whole, so the unknown fields of kept elements are checked by
+// TestPatchRemovalKeepsUnknownFields.
 package typedpatch
 
 import "gomodules.xyz/jsonpatch/v2"
