@@ -246,15 +246,6 @@ func (m *mutation) affinity(ps *corev1.PodSpec, path *field.Path) (bool, *field.
 	return false, nil
 }
 
-// podTemplateMeta is the strategic merge schema of a pod template: merge keys and patch strategies.
-var podTemplateMeta = func() strategicpatch.LookupPatchMeta {
-	m, err := strategicpatch.NewPatchMetaFromStruct(&corev1.PodTemplateSpec{})
-	if err != nil {
-		panic(err) // a fixed Go type
-	}
-	return m
-}()
-
 // applyPatch applies the admin's strategic merge patch to t. It merges the unstructured form, as kubectl
 // patch does after decoding, which spares a JSON encoding and decoding of the template; and it converts
 // only the parts the patch names (metadata, spec), since a merge leaves the others as they are.
@@ -316,7 +307,7 @@ func mergePart(part any, key string, patch any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("the patch is not a JSON object")
 	}
-	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(doc, pm, podTemplateMeta)
+	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(doc, pm, policy.PodTemplatePatchMeta)
 	if err != nil {
 		return nil, err
 	}
