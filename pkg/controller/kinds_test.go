@@ -1,4 +1,4 @@
-package server_test
+package controller_test
 
 import (
 	"context"
@@ -12,8 +12,8 @@ import (
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	clienttesting "k8s.io/client-go/testing"
 
+	"github.com/silogen/kaiwo-webhook/pkg/controller"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
-	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
 
 // TestKindsWatch: a kind whose CRD is not installed (KubeRay's here) is reported as not served, in the log
@@ -25,15 +25,15 @@ func TestKindsWatch(t *testing.T) {
 		{GroupVersion: "apps/v1", APIResources: []metav1.APIResource{{Name: "deployments"}, {Name: "replicasets"}, {Name: "statefulsets"}, {Name: "daemonsets"}}},
 		{GroupVersion: "v1", APIResources: []metav1.APIResource{{Name: "pods"}}},
 	}
-	m := server.NewMetrics(prometheus.NewRegistry())
+	served := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "kaiwo_webhook_kind_served"}, []string{"group", "version", "kind", "handled"})
 	var logs []string
-	w := &server.KindsWatch{Kinds: mutate.Builtin(), Discovery: d, Served: m.KindServed,
+	w := &controller.KindsWatch{Kinds: mutate.Builtin(), Discovery: d, Served: served,
 		Log: funcr.New(func(prefix, args string) { logs = append(logs, args) }, funcr.Options{})}
 	if w.Check(context.Background()) {
 		t.Fatal("every kind served without KubeRay's CRDs")
 	}
 	gauge := func(group, kind, handled string) float64 {
-		return testutil.ToFloat64(m.KindServed.WithLabelValues(group, "v1", kind, handled))
+		return testutil.ToFloat64(served.WithLabelValues(group, "v1", kind, handled))
 	}
 	for _, c := range []struct {
 		group, kind, handled string
