@@ -3,9 +3,10 @@ package mutate_test
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -46,7 +47,7 @@ func rwCheckPatch(t *testing.T, in, out []byte, ops []jsonpatch.Operation) {
 	inDoc, outDoc := rwDecode(t, in), rwDecode(t, out)
 	leaves := map[string]any{}
 	rwLeaves("", inDoc, leaves)
-	for _, p := range rwSortedKeys(leaves) {
+	for _, p := range slices.Sorted(maps.Keys(leaves)) {
 		if rwCovered(p, replaced) {
 			continue
 		}
@@ -143,13 +144,4 @@ func rwCovered(p string, replaced []string) bool {
 		}
 	}
 	return false
-}
-
-func rwSortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -3,6 +3,8 @@ package mutate
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -123,7 +125,7 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 	}
 	if o.Env != nil {
 		refs := o.Env.secrets(annotationsPath.Key(annotations.Env))
-		for _, name := range sortedKeys(refs) {
+		for _, name := range slices.Sorted(maps.Keys(refs)) {
 			if !l.SecretAllowed(name) {
 				errs = append(errs, secretDenied(refs[name], name, pol))
 			}

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -214,7 +215,7 @@ func gpuTemplate(t template, p plan) bool {
 
 func (m *mutation) nodeSelector(ps *corev1.PodSpec, path *field.Path) (bool, *field.Error) {
 	changed := false
-	for _, k := range sortedKeys(m.pol.Defaults.NodeSelector) {
+	for _, k := range slices.Sorted(maps.Keys(m.pol.Defaults.NodeSelector)) {
 		v := m.pol.Defaults.NodeSelector[k]
 		cur, ok := ps.NodeSelector[k]
 		switch {
