@@ -164,7 +164,7 @@ func (m *mutation) warn(format string, args ...any) {
 
 func (m *mutation) run(user string) *Denial {
 	kind := m.kind
-	opts, errs := ParseOptions(m.obj.GetAnnotations())
+	opts, errs := annotations.ParseOptions(m.obj.GetAnnotations())
 	if len(errs) > 0 {
 		return &Denial{ReasonAnnotation, errs}
 	}

@@ -32,7 +32,7 @@ func (m *mutation) templates(p plan) field.ErrorList {
 	var mounts []corev1.VolumeMount
 	if s.opts.Env != nil {
 		ours := newLookup(volumeName)
-		userEnv = s.opts.Env.envVars()
+		userEnv = envVars(s.opts.Env)
 		for _, e := range s.opts.Env.EnvVars {
 			if sm := e.MountSecret; sm != nil {
 				name := secretVolumeName(sm.Secret)
