@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/webhook
 IMG ?= ghcr.io/silogen/kaiwo-webhook:dev
 
-.PHONY: build test test-unit test-e2e lint bench generate fuzz docker-build
+.PHONY: build test test-unit test-e2e lint bench generate fuzz fuzz-patch docker-build
 
 build:
 	$(GO) build -trimpath -o $(BIN) ./cmd/webhook
@@ -47,6 +47,11 @@ generate:
 FUZZTIME ?= 10m
 fuzz:
 	$(GO) test ./pkg/mutate -run '^$$' -fuzz FuzzMutate -fuzztime $(FUZZTIME)
+
+# Fuzz the patch engine against its independent oracle (Job, Deployment, RayJob, RayService) for
+# FUZZTIME; the seed corpus is pkg/typedpatch/testdata/fuzz/FuzzDiff.
+fuzz-patch:
+	$(GO) test ./pkg/typedpatch -run '^$$' -fuzz '^FuzzDiff$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1x
 
 docker-build:
 	docker build -t $(IMG) .

@@ -16,8 +16,8 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/payloads from testdata/src and the current mutation")
@@ -59,7 +59,7 @@ func generate(t *testing.T, pol *policy.Policy) map[string][]byte {
 		if err != nil {
 			t.Fatalf("%s: %v", base, err)
 		}
-		mutated, err := mutate.ApplyPatch(raw, res.Patch)
+		mutated, err := typedpatch.Apply(raw, res.Patch)
 		if err != nil {
 			t.Fatalf("%s: %v", base, err)
 		}

@@ -9,7 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // TestRealWorldOperatorsAccept checks that the webhook never turns a RayJob or RayService that KubeRay
@@ -28,7 +28,7 @@ func TestRealWorldOperatorsAccept(t *testing.T) {
 			if err != nil {
 				return // a denial is always an acceptable answer here; TestRealWorld says which are expected
 			}
-			out, err := mutate.ApplyPatch(raw, res.Patch)
+			out, err := typedpatch.Apply(raw, res.Patch)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // Real-world inputs: KubeRay's and Kueue's own sample manifests (testdata/realworld, each with its
@@ -226,7 +227,7 @@ func TestRealWorld(t *testing.T) {
 			if !res.Managed {
 				t.Fatal("an annotated object is not managed")
 			}
-			out, err := mutate.ApplyPatch(raw, res.Patch)
+			out, err := typedpatch.Apply(raw, res.Patch)
 			if err != nil {
 				t.Fatalf("ApplyPatch: %v\npatch: %s", err, rwJSON(res.Patch))
 			}
