@@ -1,6 +1,8 @@
 package mutate
 
 import (
+	"slices"
+
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
@@ -65,7 +67,7 @@ func gpuKinds() []UnhandledKind {
 func (r *Registry) Unhandled() []UnhandledKind {
 	out := make([]UnhandledKind, len(r.unhandled))
 	for i, u := range r.unhandled {
-		u.Templates = append([]string(nil), u.Templates...)
+		u.Templates = slices.Clone(u.Templates)
 		out[i] = u
 	}
 	return out
