@@ -7,6 +7,7 @@ import (
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	sjson "sigs.k8s.io/json"
@@ -79,6 +80,12 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 			return err
 		}
 		w, old = controlledCluster{&c.Spec}, controlledCluster{&o.Spec}
+	case "batch/v1 Job":
+		var j, o batchv1.Job
+		if err := decodeBoth(raw, oldRaw, &j, &o); err != nil {
+			return err
+		}
+		w, old = (*job)(&j), (*job)(&o)
 	case "apps/v1 ReplicaSet":
 		var r, o appsv1.ReplicaSet
 		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {

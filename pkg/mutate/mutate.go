@@ -91,6 +91,9 @@ func Mutate(in Input) (*Output, error) {
 	if !ok {
 		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", in.Object), []string{supportedKinds()})}}
 	}
+	if partOf(in.Object) != "" {
+		return &Output{Object: in.Object}, nil // checked as the workload it is a part of
+	}
 	pol := in.Policy
 	if pol == nil {
 		pol = policy.Default()

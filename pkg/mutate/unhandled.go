@@ -14,10 +14,11 @@ import (
 
 // podOwners are the controllers whose objects come from a template a handled workload (or this check) has
 // already seen: a Job's Pods, a Deployment's ReplicaSets and their Pods, a RayJob's or RayService's
-// RayCluster and its Pods.
+// RayCluster and its Pods, a JobSet's Jobs.
 var podOwners = map[string]bool{
 	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true,
 	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
+	"jobset.x-k8s.io/v1alpha2 JobSet": true,
 }
 
 // ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
@@ -64,6 +65,11 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 		return nil
 	}
 	kind := doc.Get("apiVersion").String() + " " + doc.Get("kind").String()
+	if owner := controllerOf(doc); controlled && partOwners[kind][owner] {
+		return &Denial{ReasonPolicy, field.ErrorList{field.Forbidden(p, fmt.Sprintf(
+			"%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode: this %s is a part of a %s (its controller owner reference), which Kaiwo checks when that is created; the owner reference exempts it only when a controller makes the request, not %q: create the %s instead",
+			p, q, pol.Name, kind, owner, user, owner))}}
+	}
 	msg := fmt.Sprintf("%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo cannot yet apply the policy to a %s: use one of %s",
 		p, q, pol.Name, strings.TrimSpace(kind), supportedKinds())
 	if controlled {
@@ -81,6 +87,16 @@ func controlledByHandled(doc gjson.Result) bool {
 		}
 	}
 	return false
+}
+
+// controllerOf is the "apiVersion Kind" of the object's controller owner reference, or "".
+func controllerOf(doc gjson.Result) string {
+	for _, o := range doc.Get("metadata.ownerReferences").Array() {
+		if o.Get("controller").Bool() {
+			return o.Get("apiVersion").String() + " " + o.Get("kind").String()
+		}
+	}
+	return ""
 }
 
 // maxDepth bounds the walk; the API server bounds the nesting of objects too.

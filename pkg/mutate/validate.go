@@ -51,6 +51,9 @@ func Validate(r Review) ([]string, error) {
 		return nil, nil // DELETE and CONNECT carry no new object; finalizers must be removable
 	case r.Operation == OpUpdate && r.Old == nil:
 		return nil, fmt.Errorf("an UPDATE needs the old object")
+	case partOf(r.Object) != "" || r.Operation == OpUpdate && partOf(r.Old) != "":
+		r.Policy = pol
+		return nil, validatePart(r)
 	}
 	w, err := kind.adapt(r.Object, r.Raw)
 	if err != nil {

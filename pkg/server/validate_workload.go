@@ -21,14 +21,14 @@ import (
 )
 
 // unhandled are the GPU-capable kinds the webhook does not manage yet; in Enforce namespaces the core
-// denies them when they ask for GPUs (mutate.ValidateUnhandled).
+// denies them when they ask for GPUs (mutate.ValidateUnhandled). A handled kind's object that is a part of
+// another workload (a RayJob's RayCluster, a JobSet's Job) goes to mutate.Validate, which checks it so too.
 var unhandled = map[schema.GroupResource]bool{
-	{Group: "", Resource: "pods"}:              true,
-	{Group: "ray.io", Resource: "rayclusters"}: true,
-	{Group: "apps", Resource: "replicasets"}:   true,
-	{Group: "apps", Resource: "statefulsets"}:  true,
-	{Group: "apps", Resource: "daemonsets"}:    true,
-	{Group: "batch", Resource: "cronjobs"}:     true,
+	{Group: "", Resource: "pods"}:             true,
+	{Group: "apps", Resource: "replicasets"}:  true,
+	{Group: "apps", Resource: "statefulsets"}: true,
+	{Group: "apps", Resource: "daemonsets"}:   true,
+	{Group: "batch", Resource: "cronjobs"}:    true,
 }
 
 var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
