@@ -85,6 +85,9 @@ func (j *jobSet) plan(s *settings) (plan, field.ErrorList) {
 			}
 		}
 	}
+	if _, err := countGPUs(j); err != nil { // a count that overflows, named as the limits name it
+		return plan{}, field.ErrorList{err}
+	}
 	cur := j.replicatedPods(i)
 	if cur.n > math.MaxInt32 {
 		return plan{}, field.ErrorList{field.Invalid(replicatedJobsPath.Index(i), cur.why,
@@ -116,7 +119,7 @@ func (j *jobSet) setWorkers(i int, n int32) (string, *field.Error) {
 			fmt.Sprintf("each Job of replicated job %q runs %d pods, which do not divide the %d workers Kaiwo planned: make each Job one pod, or replicas 1", rj.Name, per.n, n))
 	}
 	jobs := n / int32(per.n)
-	if rj.Replicas == jobs {
+	if max(rj.Replicas, 1) == jobs {
 		return "", nil
 	}
 	rj.Replicas = jobs
