@@ -152,16 +152,23 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("CRD spec", find(t, k, "CustomResourceDefinition", "").Object["spec"], find(t, c, "CustomResourceDefinition", "").Object["spec"])
 }
 
-// mutatingWant is the contract of each mutating webhook, apart from its match condition.
+// mutatingWant is the contract of each mutating webhook, apart from its match conditions' expressions:
+// every one has the condition kaiwo-managed-or-gpu, and the kinds that are a part of another workload
+// when it controls them (a JobSet's Jobs, a RayJob's RayCluster) a second that keeps those away.
 var mutatingWant = []struct {
-	name, group, resource string
-	ops                   []admissionregistrationv1.OperationType
+	name, group, version, resource string
+	ops                            []admissionregistrationv1.OperationType
+	conditions                     []string
 }{
-	{"jobs.kaiwo.silogen.ai", "batch", "jobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"rayjobs.kaiwo.silogen.ai", "ray.io", "rayjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"deployments.kaiwo.silogen.ai", "apps", "deployments", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+	{"jobs.kaiwo.silogen.ai", "batch", "v1", "jobs", createOnly, []string{condition, "not-part-of-a-jobset"}},
+	{"rayjobs.kaiwo.silogen.ai", "ray.io", "v1", "rayjobs", createOnly, []string{condition}},
+	{"deployments.kaiwo.silogen.ai", "apps", "v1", "deployments", createUpdate, []string{condition}},
+	{"rayservices.kaiwo.silogen.ai", "ray.io", "v1", "rayservices", createUpdate, []string{condition}},
+	{"rayclusters.kaiwo.silogen.ai", "ray.io", "v1", "rayclusters", createOnly, []string{condition, "not-part-of-a-ray-workload"}},
+	{"jobsets.kaiwo.silogen.ai", "jobset.x-k8s.io", "v1alpha2", "jobsets", createOnly, []string{condition}},
 }
+
+var createOnly = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
 
 func TestWebhookConfiguration(t *testing.T) {
 	for name, objs := range renders(t) {
@@ -191,8 +198,12 @@ func TestWebhookConfiguration(t *testing.T) {
 			}
 			for i, w := range mutatingWant {
 				got := m.Webhooks[i]
-				if len(got.MatchConditions) != 1 || got.MatchConditions[0].Name != condition {
-					t.Errorf("%s: want one match condition %q, got %+v", w.name, condition, got.MatchConditions)
+				var names []string
+				for _, c := range got.MatchConditions {
+					names = append(names, c.Name)
+				}
+				if diff := cmp.Diff(w.conditions, names); diff != "" {
+					t.Errorf("%s: match conditions (-want,+got):\n%s", w.name, diff)
 				}
 				got.MatchConditions = nil // compiled and evaluated in TestMatchConditions
 				want := admissionregistrationv1.MutatingWebhook{
@@ -201,7 +212,7 @@ func TestWebhookConfiguration(t *testing.T) {
 						Namespace: namespace, Name: serviceName, Path: ptr.To(mutatePath)}},
 					Rules: []admissionregistrationv1.RuleWithOperations{{
 						Operations: w.ops,
-						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{"v1"},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
 							Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 					}},
 					FailurePolicy: ptr.To(admissionregistrationv1.Fail),
