@@ -39,15 +39,7 @@ func TestPartConditionsAgreeWithTheServer(t *testing.T) {
 	}
 	parts := map[string]string{"rayclusters": "not-part-of-a-ray-workload", "jobs": "not-part-of-a-jobset"}
 	for render, objs := range renders(t) {
-		v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", ""))
-		m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", ""))
-		validators, mutators := map[string]admissionregistrationv1.ValidatingWebhook{}, map[string]admissionregistrationv1.MutatingWebhook{}
-		for _, w := range v.Webhooks {
-			validators[w.Name] = w
-		}
-		for _, w := range m.Webhooks {
-			mutators[w.Name] = w
-		}
+		mutators, validators := webhooksByName(t, objs)
 		for resource, build := range objects {
 			for _, o := range owners {
 				for _, username := range []string{"alice@example.com", "system:serviceaccount:ray-system:kuberay-operator", "system:serviceaccount:team-ml:builder", "system:kube-controller-manager"} {
@@ -120,15 +112,7 @@ func TestMultiPodKindConditions(t *testing.T) {
 		"annotated RayCluster": {"rayclusters", toUnstructured(t, testobj.MakeRayCluster("c", ns, "w").Annotate("kaiwo.silogen.ai/gpus", "8").Obj()).Object, true},
 	}
 	for render, objs := range renders(t) {
-		m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", ""))
-		v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", ""))
-		mutators, validators := map[string]admissionregistrationv1.MutatingWebhook{}, map[string]admissionregistrationv1.ValidatingWebhook{}
-		for _, w := range m.Webhooks {
-			mutators[w.Name] = w
-		}
-		for _, w := range v.Webhooks {
-			validators[w.Name] = w
-		}
+		mutators, validators := webhooksByName(t, objs)
 		for name, tc := range cases {
 			obj := &unstructured.Unstructured{Object: tc.obj}
 			mr := match(t, mutators[tc.webhook+".kaiwo.silogen.ai"], obj)
@@ -141,4 +125,17 @@ func TestMultiPodKindConditions(t *testing.T) {
 			}
 		}
 	}
+}
+
+// webhooksByName are the mutating and validating webhooks of a render, by name.
+func webhooksByName(t *testing.T, objs []*unstructured.Unstructured) (map[string]admissionregistrationv1.MutatingWebhook, map[string]admissionregistrationv1.ValidatingWebhook) {
+	t.Helper()
+	mutators, validators := map[string]admissionregistrationv1.MutatingWebhook{}, map[string]admissionregistrationv1.ValidatingWebhook{}
+	for _, w := range into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "")).Webhooks {
+		mutators[w.Name] = w
+	}
+	for _, w := range into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "")).Webhooks {
+		validators[w.Name] = w
+	}
+	return mutators, validators
 }
