@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	sjson "sigs.k8s.io/json"
@@ -20,14 +18,6 @@ type podSource interface {
 	templates() []template
 	pods() []pods
 }
-
-// controlledCluster is a RayCluster that a RayJob or RayService controls.
-type controlledCluster struct{ spec *rayv1.RayClusterSpec }
-
-func (c controlledCluster) templates() []template {
-	return clusterTemplates(c.spec, field.NewPath("spec"))
-}
-func (c controlledCluster) pods() []pods { return rayPods(c.spec, field.NewPath("spec")) }
 
 // controlledReplicaSet is a ReplicaSet that a Deployment controls.
 type controlledReplicaSet struct{ rs *appsv1.ReplicaSet }
@@ -51,7 +41,7 @@ func (r controlledReplicaSet) pods() []pods {
 // another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
 // workload already checked, or orphan the object (the garbage collector); a team user is neither. An object
 // that the update makes controlled is checked as ValidateUnhandledBy checks a new one.
-func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
+func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
@@ -65,36 +55,31 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
 		return nil // a controller's update, such as the garbage collector's that orphans the object
 	}
-	if !controlledByHandled(gjson.ParseBytes(oldRaw)) {
+	if !r.controlledByHandled(gjson.ParseBytes(oldRaw)) {
 		// An owner reference added by this update is the object's word, as on CREATE.
-		return ValidateUnhandledBy(raw, pol, user)
+		return r.ValidateUnhandledBy(raw, pol, user)
 	}
-	if err := ValidateUnhandled(raw, pol); err != nil {
+	if err := r.ValidateUnhandled(raw, pol); err != nil {
 		return err
 	}
-	var w, old podSource
-	switch doc.Get("apiVersion").String() + " " + doc.Get("kind").String() {
-	case "ray.io/v1 RayCluster":
-		var c, o rayv1.RayCluster
-		if err := decodeBoth(raw, oldRaw, &c, &o); err != nil {
-			return err
-		}
-		w, old = controlledCluster{&c.Spec}, controlledCluster{&o.Spec}
-	case "batch/v1 Job":
-		var j, o batchv1.Job
-		if err := decodeBoth(raw, oldRaw, &j, &o); err != nil {
-			return err
-		}
-		w, old = (*job)(&j), (*job)(&o)
-	case "apps/v1 ReplicaSet":
-		var r, o appsv1.ReplicaSet
-		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
-			return err
-		}
-		w, old = controlledReplicaSet{&r}, controlledReplicaSet{&o}
-	default:
+	u, ok := r.unhandledOf(doc)
+	if !ok || u.controlled == nil {
 		return nil // a Pod's resources cannot grow; other kinds are not created by a handled workload
 	}
+	w, err := u.controlled(raw)
+	if err != nil {
+		return fmt.Errorf("decoding object: %w", err)
+	}
+	old, err := u.controlled(oldRaw)
+	if err != nil {
+		return fmt.Errorf("decoding the old object: %w", err)
+	}
+	return controlledEdit(w, old, pol)
+}
+
+// controlledEdit holds a team user's edit of a controlled object to its workload's rules: no template rule
+// broken that the stored template kept, no growth past the limits.
+func controlledEdit(w, old podSource, pol *policy.Policy) error {
 	if errs := newTemplateErrors(w.templates(), old.templates(), pol); len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
 	}
@@ -104,14 +89,11 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 	return nil
 }
 
-func decodeBoth(raw, oldRaw []byte, obj, old any) error {
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
-		return fmt.Errorf("decoding object: %w", err)
-	}
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(oldRaw, old); err != nil {
-		return fmt.Errorf("decoding the old object: %w", err)
-	}
-	return nil
+// controlledReplicaSetOf reads a ReplicaSet that a Deployment controls.
+func controlledReplicaSetOf(raw []byte) (podSource, error) {
+	var rs appsv1.ReplicaSet
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &rs)
+	return controlledReplicaSet{&rs}, err
 }
 
 // newTemplateErrors are the template rules' errors of the changed templates of ts that the template at the

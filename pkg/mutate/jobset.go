@@ -22,10 +22,20 @@ var (
 	_ kueueRuled = (*jobSet)(nil)
 )
 
-var jobSetKind = Kind{
-	GVK:   jobsetv1alpha2.SchemeGroupVersion.WithKind("JobSet"),
-	New:   func() client.Object { return &jobsetv1alpha2.JobSet{} },
-	adapt: func(o client.Object, _ []byte) (workload, error) { return (*jobSet)(o.(*jobsetv1alpha2.JobSet)), nil },
+// jobSetKind registers jobset.x-k8s.io/v1alpha2 JobSets: mutated on CREATE (the replicated jobs change only
+// while suspended, and Kaiwo plans them once).
+type jobSetKind struct{}
+
+func (jobSetKind) Info() KindInfo {
+	return KindInfo{GVK: jobsetv1alpha2.SchemeGroupVersion.WithKind("JobSet"), Resource: "jobsets",
+		Templates: []string{"spec.replicatedJobs[].template.spec.template"}}
+}
+
+func (jobSetKind) New() client.Object { return &jobsetv1alpha2.JobSet{} }
+
+func (jobSetKind) adapt(o client.Object, _ []byte) (workload, error) {
+	j, err := as[*jobsetv1alpha2.JobSet](o)
+	return (*jobSet)(j), err
 }
 
 var replicatedJobsPath = field.NewPath("spec", "replicatedJobs")

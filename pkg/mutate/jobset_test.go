@@ -153,7 +153,7 @@ func TestJobsOfAJobSet(t *testing.T) {
 	pol := teamML(t)
 	spec := batchv1.JobSpec{Parallelism: ptr.To[int32](2), Template: MakeJob("x", "ml").Resource(0, amd, "8").Obj().Spec.Template}
 	j := MakeJobSetJob("s-workers-0", "ml", spec)
-	out, err := mutate.Mutate(mutate.Input{Object: j, Policy: pol, User: jobSetController})
+	out, err := mutateIn(mutate.Input{Object: j, Policy: pol, User: jobSetController})
 	if err != nil || out.Managed || !apiequality.Semantic.DeepEqual(out.Object, j) {
 		t.Errorf("the JobSet's Job was mutated (err %v)", err)
 	}

@@ -21,10 +21,21 @@ var (
 	_ kueueRuled = (*rayCluster)(nil)
 )
 
-var rayClusterKind = Kind{
-	GVK:   rayv1.GroupVersion.WithKind("RayCluster"),
-	New:   func() client.Object { return &rayv1.RayCluster{} },
-	adapt: func(o client.Object, _ []byte) (workload, error) { return (*rayCluster)(o.(*rayv1.RayCluster)), nil },
+// rayClusterKind registers ray.io/v1 RayClusters: mutated on CREATE (KubeRay does not resize a running cluster
+// from its spec); the one a RayJob or RayService controls is a part of it.
+type rayClusterKind struct{}
+
+func (rayClusterKind) Info() KindInfo {
+	return KindInfo{GVK: rayv1.GroupVersion.WithKind("RayCluster"), Resource: "rayclusters",
+		Templates: []string{"spec.headGroupSpec.template", "spec.workerGroupSpecs[].template"},
+		PartOf:    []string{"ray.io/v1/RayJob", "ray.io/v1/RayService"}}
+}
+
+func (rayClusterKind) New() client.Object { return &rayv1.RayCluster{} }
+
+func (rayClusterKind) adapt(o client.Object, _ []byte) (workload, error) {
+	c, err := as[*rayv1.RayCluster](o)
+	return (*rayCluster)(c), err
 }
 
 // rayClusterSpec is where a RayCluster keeps its cluster spec.

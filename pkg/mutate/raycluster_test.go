@@ -121,7 +121,7 @@ func TestRayClusterOfARayJob(t *testing.T) {
 	pol := teamML(t)
 	for _, owner := range []string{"RayJob", "RayService"} {
 		c := MakeRayCluster("c", "ml", "w").Workers(0, 2, amd, "8").Annotate(annotations.GPUs, "16").OwnedBy("ray.io/v1", owner).Obj()
-		out, err := mutate.Mutate(mutate.Input{Object: c, Policy: pol, User: kubeRayOperator})
+		out, err := mutateIn(mutate.Input{Object: c, Policy: pol, User: kubeRayOperator})
 		if err != nil || out.Managed || !apiequality.Semantic.DeepEqual(out.Object, c) {
 			t.Errorf("%s's cluster: mutated (managed=%v, err=%v)", owner, out != nil && out.Managed, err)
 		}

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -152,23 +153,29 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("CRD spec", find(t, k, "CustomResourceDefinition", "").Object["spec"], find(t, c, "CustomResourceDefinition", "").Object["spec"])
 }
 
-// mutatingWant is the contract of each mutating webhook, apart from its match conditions' expressions:
-// every one has the condition kaiwo-managed-or-gpu, and the kinds that are a part of another workload
-// when it controls them (a JobSet's Jobs, a RayJob's RayCluster) a second that keeps those away.
-var mutatingWant = []struct {
+// mutatingWant is the contract of each mutating webhook, apart from its match condition: one per kind of
+// the registry serve is given, CREATE, and UPDATE for the kinds mutated on UPDATE.
+func mutatingWant() []webhookWant {
+	var out []webhookWant
+	for _, k := range mutate.Builtin().Kinds() {
+		ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+		if k.Update {
+			ops = append(ops, admissionregistrationv1.Update)
+		}
+		w := webhookWant{k.Resource + ".kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource, ops, []string{condition}}
+		if len(k.PartOf) > 0 { // a part of another workload is left to it
+			w.conditions = append(w.conditions, "not-part-of-a-workload")
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+type webhookWant struct {
 	name, group, version, resource string
 	ops                            []admissionregistrationv1.OperationType
 	conditions                     []string
-}{
-	{"jobs.kaiwo.silogen.ai", "batch", "v1", "jobs", createOnly, []string{condition, "not-part-of-a-jobset"}},
-	{"rayjobs.kaiwo.silogen.ai", "ray.io", "v1", "rayjobs", createOnly, []string{condition}},
-	{"deployments.kaiwo.silogen.ai", "apps", "v1", "deployments", createUpdate, []string{condition}},
-	{"rayservices.kaiwo.silogen.ai", "ray.io", "v1", "rayservices", createUpdate, []string{condition}},
-	{"rayclusters.kaiwo.silogen.ai", "ray.io", "v1", "rayclusters", createOnly, []string{condition, "not-part-of-a-ray-workload"}},
-	{"jobsets.kaiwo.silogen.ai", "jobset.x-k8s.io", "v1alpha2", "jobsets", createOnly, []string{condition}},
 }
-
-var createOnly = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
 
 func TestWebhookConfiguration(t *testing.T) {
 	for name, objs := range renders(t) {
@@ -193,6 +200,7 @@ func TestWebhookConfiguration(t *testing.T) {
 			if got := m.Annotations[injectCAFrom]; got != certRef {
 				t.Errorf("MutatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
 			}
+			mutatingWant := mutatingWant()
 			if len(m.Webhooks) != len(mutatingWant) {
 				t.Fatalf("%d mutating webhooks, want %d", len(m.Webhooks), len(mutatingWant))
 			}

@@ -37,7 +37,7 @@ func TestPartConditionsAgreeWithTheServer(t *testing.T) {
 			return j
 		},
 	}
-	parts := map[string]string{"rayclusters": "not-part-of-a-ray-workload", "jobs": "not-part-of-a-jobset"}
+	parts := map[string]string{"rayclusters": "not-part-of-a-workload", "jobs": "not-part-of-a-workload"}
 	for render, objs := range renders(t) {
 		mutators, validators := webhooksByName(t, objs)
 		for resource, build := range objects {
@@ -52,7 +52,8 @@ func TestPartConditionsAgreeWithTheServer(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					_, verr := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: username})
+					kind, _ := mutate.Builtin().ForObject(obj)
+					_, verr := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Kind: kind, Object: obj, Raw: raw, Policy: pol, User: username})
 					denied := verr != nil
 					res := matchRequestBy(t, validators[resource+".validate.kaiwo.silogen.ai"], admission.Create, toUnstructured(t, obj), nil, username)
 					if res.Error != nil {
@@ -64,7 +65,7 @@ func TestPartConditionsAgreeWithTheServer(t *testing.T) {
 					if !denied && res.Matches {
 						t.Errorf("%s: a %s controlled by %v, created by %s, is allowed by the server but still sent (cost on the hot path)", render, resource, o, username)
 					}
-					out, merr := mutate.Mutate(mutate.Input{Object: obj, Policy: pol, User: username})
+					out, merr := mutate.Mutate(mutate.Input{Kind: kind, Object: obj, Policy: pol, User: username})
 					mr := match(t, mutators[resource+".kaiwo.silogen.ai"], toUnstructured(t, obj))
 					if merr == nil && !out.Managed && mr.Matches {
 						t.Errorf("%s: a %s controlled by %v is left alone by the server but sent to the mutator", render, resource, o)

@@ -24,36 +24,41 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/silogen/kaiwo-webhook/internal/testobj"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 )
 
 const workloadValidatePath = "/validate"
 
-// validatingWant is the contract of each workload validating webhook, after the KaiwoPolicy one.
-var validatingWant = []struct {
-	name, group, resource string
-	ops                   []admissionregistrationv1.OperationType
-	conditions            []string
-}{
-	{"jobs.validate.kaiwo.silogen.ai", "batch", "jobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued", "not-a-part-from-a-controller-or-update"}},
-	{"rayjobs.validate.kaiwo.silogen.ai", "ray.io", "rayjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"deployments.validate.kaiwo.silogen.ai", "apps", "deployments", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"rayservices.validate.kaiwo.silogen.ai", "ray.io", "rayservices", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"jobsets.validate.kaiwo.silogen.ai", "jobset.x-k8s.io", "jobsets", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
-	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-from-a-controller"}},
-	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"kaiwo-managed-gpu-or-queued", "not-a-part-from-a-controller-or-update"}},
-	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
-	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu", "not-from-a-controller"}},
-	{"daemonsets.validate.kaiwo.silogen.ai", "apps", "daemonsets", createUpdate, []string{"gpu", "not-from-a-controller"}},
-	{"cronjobs.validate.kaiwo.silogen.ai", "batch", "cronjobs", createUpdate, []string{"gpu", "not-from-a-controller"}},
-}
-
-// versionOf is the API version the webhooks match of a group.
-func versionOf(group string) string {
-	if group == "jobset.x-k8s.io" {
-		return "v1alpha2"
+// validatingWant is the contract of each workload validating webhook, after the KaiwoPolicy one, from the
+// registry serve is given: CREATE and UPDATE of each handled kind, UPDATE of the scale subresource of those
+// that have one, and each unhandled GPU-capable kind (CREATE only for Pods; the kinds a handled workload's
+// controller creates are sent on every UPDATE).
+func validatingWant() []webhookWant {
+	kinds := mutate.Builtin()
+	var out, scaled []webhookWant
+	for _, k := range kinds.Kinds() {
+		w := webhookWant{k.Resource + ".validate.kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource, createUpdate, []string{"kaiwo-managed-gpu-or-queued"}}
+		if len(k.PartOf) > 0 { // a part's controller's CREATE is not sent
+			w.conditions = append(w.conditions, "not-a-part-from-a-controller-or-update")
+		}
+		out = append(out, w)
+		if k.Scale {
+			scaled = append(scaled, webhookWant{k.Resource + "-scale.validate.kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource + "/scale",
+				[]admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}})
+		}
 	}
-	return "v1"
+	out = append(out, scaled...)
+	for _, u := range kinds.Unhandled() {
+		w := webhookWant{u.Resource + ".validate.kaiwo.silogen.ai", u.GVK.Group, u.GVK.Version, u.Resource, createUpdate, []string{"gpu", "not-from-a-controller"}}
+		if u.CreateOnly {
+			w.ops = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+		}
+		if u.Controlled {
+			w.conditions[1] = "not-from-a-controller-or-update"
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 var createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
@@ -63,6 +68,7 @@ var createUpdate = []admissionregistrationv1.OperationType{admissionregistration
 // (evaluated in TestValidatingMatchConditions).
 func checkWorkloadValidators(t *testing.T, got []admissionregistrationv1.ValidatingWebhook) {
 	t.Helper()
+	validatingWant := validatingWant()
 	if len(got) != 1+len(validatingWant) {
 		t.Fatalf("%d validating webhooks, want %d", len(got), 1+len(validatingWant))
 	}
@@ -82,7 +88,7 @@ func checkWorkloadValidators(t *testing.T, got []admissionregistrationv1.Validat
 				Namespace: namespace, Name: serviceName, Path: ptr.To(workloadValidatePath)}},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: w.ops,
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{versionOf(w.group)},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
 					Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 			}},
 			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
@@ -330,10 +336,6 @@ func TestValidatorSeesWhatTheMutatorSees(t *testing.T) {
 		"deployments": {testobj.MakeDeployment("a", ns).Resource(0, "amd.com/gpu", "1").Obj(), testobj.MakeDeployment("b", ns).Annotate("kaiwo.silogen.ai/queue", "q").Obj()},
 		"rayjobs":     {testobj.MakeRayJob("a", ns, "w").WorkerResource(0, "amd.com/gpu", "8").Obj(), testobj.MakeRayJob("b", ns, "w").Annotate("kaiwo.silogen.ai/gpus", "8").Obj()},
 		"rayservices": {testobj.MakeRayService("a", ns, "w").Annotate("kaiwo.silogen.ai/gpus", "8").Obj()},
-		"rayclusters": {toUnstructured(t, testobj.MakeRayCluster("a", ns, "w").Workers(0, 1, "amd.com/gpu", "8").Obj()),
-			toUnstructured(t, testobj.MakeRayCluster("b", ns, "w").Annotate("kaiwo.silogen.ai/gpus", "8").Obj())},
-		"jobsets": {toUnstructured(t, testobj.MakeJobSet("a", ns, "w").Resource(0, "amd.com/gpu", "8").Obj()),
-			toUnstructured(t, testobj.MakeJobSet("b", ns, "w").Annotate("kaiwo.silogen.ai/gpus", "8").Obj())},
 	}
 	for render, objs := range renders(t) {
 		m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", ""))
