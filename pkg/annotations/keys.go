@@ -46,6 +46,10 @@ const (
 const (
 	KueueQueueName     = "kueue.x-k8s.io/queue-name"
 	KueuePriorityClass = "kueue.x-k8s.io/priority-class"
+	// KueuePodSuspendingParent and KueuePodGroupServing are the pod template annotations Kueue's
+	// LeaderWorkerSet webhook sets on a queued LeaderWorkerSet: its pods are queued as serving pod groups.
+	KueuePodSuspendingParent = "kueue.x-k8s.io/pod-suspending-parent"
+	KueuePodGroupServing     = "kueue.x-k8s.io/pod-group-serving"
 )
 
 // Where says who writes a key and where it lives.

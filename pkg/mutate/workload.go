@@ -27,7 +27,7 @@ type Kind struct {
 }
 
 // Kinds is the explicit list of supported kinds.
-var Kinds = []Kind{jobKind, rayJobKind, rayServiceKind, deploymentKind}
+var Kinds = []Kind{jobKind, rayJobKind, rayServiceKind, deploymentKind, leaderWorkerSetKind, pyTorchJobKind}
 
 // KindFor finds the registered kind of gvk.
 func KindFor(gvk schema.GroupVersionKind) (Kind, bool) {
@@ -128,7 +128,9 @@ type plan struct {
 	replicas, perReplica int32
 	// target gets perReplica GPUs on its GPU container; nil places nothing.
 	target *template
-	notes  []string
+	// also are more templates whose pods get perReplica GPUs like target's (an LWS's leader template).
+	also  []template
+	notes []string
 }
 
 // workload adapts one kind to the features, which are written once against pod templates.
