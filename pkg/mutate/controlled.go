@@ -7,6 +7,7 @@ import (
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	sjson "sigs.k8s.io/json"
@@ -28,23 +29,27 @@ func (c controlledCluster) templates() []template {
 }
 func (c controlledCluster) pods() []pods { return rayPods(c.spec, field.NewPath("spec")) }
 
-// controlledReplicaSet is a ReplicaSet that a Deployment controls.
-type controlledReplicaSet struct{ rs *appsv1.ReplicaSet }
-
-func (r controlledReplicaSet) templates() []template {
-	return []template{{path: field.NewPath("spec", "template"), spec: &r.rs.Spec.Template}}
+// controlledSet is a ReplicaSet that a Deployment controls, or a StatefulSet that a LeaderWorkerSet (its
+// leaders) or a leader Pod (a group's workers) controls: spec.template, spec.replicas pods (default 1).
+type controlledSet struct {
+	template *corev1.PodTemplateSpec
+	replicas *int32
 }
 
-func (r controlledReplicaSet) pods() []pods {
-	n := int64(ptr.Deref(r.rs.Spec.Replicas, 1))
+func (r controlledSet) templates() []template {
+	return []template{{path: field.NewPath("spec", "template"), spec: r.template}}
+}
+
+func (r controlledSet) pods() []pods {
+	n := int64(ptr.Deref(r.replicas, 1))
 	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
 }
 
 // ValidateUnhandledUpdate is ValidateUnhandled for an UPDATE: raw is the new object, oldRaw the stored one,
 // user the requesting user. An object that a handled workload controls was checked as that workload when its
 // controller created it; a later edit of it by a team user is held to the same rules, since its controller
-// may never undo it (KubeRay leaves a RayJob's RayCluster as it is): in an Enforce namespace, a RayCluster's or
-// ReplicaSet's GPUs and ephemeral storage may not grow past limits.maxGpusPerWorkload and
+// may never undo it (KubeRay leaves a RayJob's RayCluster as it is): in an Enforce namespace, a RayCluster's,
+// ReplicaSet's or StatefulSet's GPUs and ephemeral storage may not grow past limits.maxGpusPerWorkload and
 // limits.maxStoragePerWorkload, and a pod template it changes may not break a rule about vendors, Secrets
 // or the locked scheduling fields that the stored template kept. Controllers pass: service accounts of
 // another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
@@ -84,7 +89,13 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
 			return err
 		}
-		w, old = controlledReplicaSet{&r}, controlledReplicaSet{&o}
+		w, old = controlledSet{&r.Spec.Template, r.Spec.Replicas}, controlledSet{&o.Spec.Template, o.Spec.Replicas}
+	case "apps/v1 StatefulSet":
+		var r, o appsv1.StatefulSet
+		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
+			return err
+		}
+		w, old = controlledSet{&r.Spec.Template, r.Spec.Replicas}, controlledSet{&o.Spec.Template, o.Spec.Replicas}
 	default:
 		return nil // a Pod's resources cannot grow; other kinds are not created by a handled workload
 	}

@@ -14,10 +14,13 @@ import (
 
 // podOwners are the controllers whose objects come from a template a handled workload (or this check) has
 // already seen: a Job's Pods, a Deployment's ReplicaSets and their Pods, a RayJob's or RayService's
-// RayCluster and its Pods.
+// RayCluster and its Pods, a LeaderWorkerSet's leader StatefulSet, its leader Pods (which control the
+// group's worker StatefulSet) and the StatefulSets' Pods, a PyTorchJob's Pods, a TrainJob's JobSet.
 var podOwners = map[string]bool{
 	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true,
 	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
+	"leaderworkerset.x-k8s.io/v1 LeaderWorkerSet": true, "apps/v1 StatefulSet": true, "v1 Pod": true,
+	"kubeflow.org/v1 PyTorchJob": true, "trainer.kubeflow.org/v1alpha1 TrainJob": true,
 }
 
 // ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
@@ -72,8 +75,7 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 	return &Denial{ReasonUnsupported, field.ErrorList{field.Forbidden(p, msg)}}
 }
 
-// controlledByHandled reports whether the object's controller owner reference names a handled kind, a
-// ReplicaSet or a RayCluster.
+// controlledByHandled reports whether the object's controller owner reference names one of podOwners.
 func controlledByHandled(doc gjson.Result) bool {
 	for _, o := range doc.Get("metadata.ownerReferences").Array() {
 		if o.Get("controller").Bool() && podOwners[o.Get("apiVersion").String()+" "+o.Get("kind").String()] {
