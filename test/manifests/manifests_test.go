@@ -161,6 +161,8 @@ var mutatingWant = []struct {
 	{"rayjobs.kaiwo.silogen.ai", "ray.io", "rayjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
 	{"deployments.kaiwo.silogen.ai", "apps", "deployments", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
 	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+	{"leaderworkersets.kaiwo.silogen.ai", "leaderworkerset.x-k8s.io", "leaderworkersets", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+	{"pytorchjobs.kaiwo.silogen.ai", "kubeflow.org", "pytorchjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
 }
 
 func TestWebhookConfiguration(t *testing.T) {

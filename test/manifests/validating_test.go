@@ -38,6 +38,8 @@ var validatingWant = []struct {
 	{"rayjobs.validate.kaiwo.silogen.ai", "ray.io", "rayjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments.validate.kaiwo.silogen.ai", "apps", "deployments", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"rayservices.validate.kaiwo.silogen.ai", "ray.io", "rayservices", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
+	{"leaderworkersets.validate.kaiwo.silogen.ai", "leaderworkerset.x-k8s.io", "leaderworkersets", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
+	{"pytorchjobs.validate.kaiwo.silogen.ai", "kubeflow.org", "pytorchjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
 	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-from-a-controller"}},
 	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
