@@ -197,6 +197,11 @@ func (m *mutation) run(user string) *Denial {
 			return &Denial{ReasonConflict, errs}
 		}
 	}
+	if v, ok := m.w.(viewer); ok {
+		if errs := v.sync(); len(errs) > 0 {
+			return &Denial{ReasonShape, errs}
+		}
+	}
 	if d := m.final(kind, opts, user); d != nil {
 		return d
 	}

@@ -15,6 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sjson "sigs.k8s.io/json"
+
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
 // Kind registers one workload kind: how to make an empty object and how to adapt a decoded one.
@@ -27,7 +29,7 @@ type Kind struct {
 }
 
 // Kinds is the explicit list of supported kinds.
-var Kinds = []Kind{jobKind, rayJobKind, rayServiceKind, deploymentKind, leaderWorkerSetKind, pyTorchJobKind}
+var Kinds = []Kind{jobKind, rayJobKind, rayServiceKind, deploymentKind, leaderWorkerSetKind, pyTorchJobKind, trainJobKind}
 
 // KindFor finds the registered kind of gvk.
 func KindFor(gvk schema.GroupVersionKind) (Kind, bool) {
@@ -146,6 +148,15 @@ type workload interface {
 	plan(s *settings) (plan, field.ErrorList)
 	// queue applies Kueue's suspend knobs and the kind's Kueue requirements when s.queued.
 	queue(s *settings) ([]string, field.ErrorList)
+}
+
+// viewer is a workload without a pod template whose templates() are views built from other fields (a
+// TrainJob): sync writes the views back after the features ran, denying what the object cannot hold;
+// viewRules are its rules on what the views do not show, for the final object (old is the stored one on
+// UPDATE, else nil; user the requesting user).
+type viewer interface {
+	sync() field.ErrorList
+	viewRules(pol *policy.Policy, old workload, user string) field.ErrorList
 }
 
 // finisher is a workload with a TTL after it finishes.
