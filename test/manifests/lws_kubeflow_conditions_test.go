@@ -8,7 +8,8 @@ import (
 	"k8s.io/apiserver/pkg/admission"
 )
 
-// TestLWSAndKubeflowConditions: the mutating and validating webhooks of LeaderWorkerSets and PyTorchJobs
+// TestLWSAndKubeflowConditions: the mutating and validating webhooks of LeaderWorkerSets, PyTorchJobs and
+// TrainJobs (spec.trainer.resourcesPerNode, as they have no template)
 // see every object that asks for GPUs in any of its templates (leader, worker, every replica type, init
 // containers) or for Kaiwo, and no plain one; objects without the fields the conditions walk do not make
 // them error.
@@ -42,6 +43,13 @@ func TestLWSAndKubeflowConditions(t *testing.T) {
 	pt := func(meta map[string]any, specs map[string]any) *unstructured.Unstructured {
 		return obj("kubeflow.org/v1", "PyTorchJob", meta, map[string]any{"pytorchReplicaSpecs": specs})
 	}
+	tj := func(meta map[string]any, resources map[string]any) *unstructured.Unstructured {
+		trainer := map[string]any{"numNodes": int64(2)}
+		if resources != nil {
+			trainer["resourcesPerNode"] = resources
+		}
+		return obj("trainer.kubeflow.org/v1alpha1", "TrainJob", meta, map[string]any{"runtimeRef": map[string]any{"name": "torch"}, "trainer": trainer})
+	}
 	annotated := map[string]any{"annotations": map[string]any{"kaiwo.silogen.ai/gpus": "16"}}
 	cases := map[string]struct {
 		webhook string
@@ -60,6 +68,12 @@ func TestLWSAndKubeflowConditions(t *testing.T) {
 		"PyTorchJob with a GPU Worker":     {"pytorchjobs", pt(nil, map[string]any{"Master": map[string]any{"template": plainPod}, "Worker": map[string]any{"template": gpuPod("containers")}}), true},
 		"PyTorchJob with GPUs in any key":  {"pytorchjobs", pt(nil, map[string]any{"Evil": map[string]any{"template": gpuPod("initContainers")}}), true},
 		"PyTorchJob replica w/o template":  {"pytorchjobs", pt(nil, map[string]any{"Worker": map[string]any{"replicas": int64(2)}}), false},
+		"plain TrainJob":                   {"trainjobs", tj(nil, map[string]any{"limits": map[string]any{"cpu": "4"}}), false},
+		"TrainJob without trainer":         {"trainjobs", obj("trainer.kubeflow.org/v1alpha1", "TrainJob", nil, map[string]any{}), false},
+		"annotated TrainJob":               {"trainjobs", tj(annotated, nil), true},
+		"TrainJob with GPU limits":         {"trainjobs", tj(nil, map[string]any{"limits": map[string]any{"amd.com/gpu": "8"}}), true},
+		"TrainJob with GPU requests only":  {"trainjobs", tj(nil, map[string]any{"requests": map[string]any{"nvidia.com/mig-1g.10gb": "1"}}), true},
+		"TrainJob with a device claim":     {"trainjobs", tj(nil, map[string]any{"claims": []any{map[string]any{"name": "g"}}}), true},
 		"PyTorchJob without replica specs": {"pytorchjobs", obj("kubeflow.org/v1", "PyTorchJob", nil, map[string]any{}), false},
 	}
 	for render, objs := range renders(t) {

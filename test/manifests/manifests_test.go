@@ -163,6 +163,15 @@ var mutatingWant = []struct {
 	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
 	{"leaderworkersets.kaiwo.silogen.ai", "leaderworkerset.x-k8s.io", "leaderworkersets", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
 	{"pytorchjobs.kaiwo.silogen.ai", "kubeflow.org", "pytorchjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
+	{"trainjobs.kaiwo.silogen.ai", "trainer.kubeflow.org", "trainjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
+}
+
+// versionOf is the API version the rules of group's kinds name: v1, but v1alpha1 for TrainJobs.
+func versionOf(group string) string {
+	if group == "trainer.kubeflow.org" {
+		return "v1alpha1"
+	}
+	return "v1"
 }
 
 func TestWebhookConfiguration(t *testing.T) {
@@ -203,7 +212,7 @@ func TestWebhookConfiguration(t *testing.T) {
 						Namespace: namespace, Name: serviceName, Path: ptr.To(mutatePath)}},
 					Rules: []admissionregistrationv1.RuleWithOperations{{
 						Operations: w.ops,
-						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{"v1"},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{versionOf(w.group)},
 							Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 					}},
 					FailurePolicy: ptr.To(admissionregistrationv1.Fail),

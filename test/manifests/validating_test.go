@@ -40,6 +40,7 @@ var validatingWant = []struct {
 	{"rayservices.validate.kaiwo.silogen.ai", "ray.io", "rayservices", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"leaderworkersets.validate.kaiwo.silogen.ai", "leaderworkerset.x-k8s.io", "leaderworkersets", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"pytorchjobs.validate.kaiwo.silogen.ai", "kubeflow.org", "pytorchjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
+	{"trainjobs.validate.kaiwo.silogen.ai", "trainer.kubeflow.org", "trainjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
 	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-from-a-controller"}},
 	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
@@ -75,7 +76,7 @@ func checkWorkloadValidators(t *testing.T, got []admissionregistrationv1.Validat
 				Namespace: namespace, Name: serviceName, Path: ptr.To(workloadValidatePath)}},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: w.ops,
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{"v1"},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{versionOf(w.group)},
 					Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 			}},
 			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
