@@ -125,8 +125,10 @@ func TestTrainJobAttacks(t *testing.T) {
 		}), want: []string{"spec.runtimePatches[1].trainingRuntimeSpec", "is Kueue's"}},
 		"a policy patch a TrainJob cannot carry": {obj: tj(func(*trainer.TrainJob) {}),
 			pol: teamMLWith(t, "metadata: {annotations: {team: ml}}", "spec: {priorityClassName: high}"), want: []string{"spec.trainer: Forbidden", "priorityClassName"}},
-		"allowed: 4 nodes of 8 GPUs":                {obj: tj(func(j *trainer.TrainJob) { j.Spec.Trainer.NumNodes = ptr.To[int32](4) })},
-		"allowed: Kueue's empty patch on CREATE":    {obj: tj(func(j *trainer.TrainJob) { j.Spec.RuntimePatches = []trainer.RuntimePatch{{Manager: "kueue.x-k8s.io/manager"}} })},
+		"allowed: 4 nodes of 8 GPUs": {obj: tj(func(j *trainer.TrainJob) { j.Spec.Trainer.NumNodes = ptr.To[int32](4) })},
+		"allowed: Kueue's empty patch on CREATE": {obj: tj(func(j *trainer.TrainJob) {
+			j.Spec.RuntimePatches = []trainer.RuntimePatch{{Manager: "kueue.x-k8s.io/manager"}}
+		})},
 		"allowed: an allowed Secret in the trainer": {obj: tj(func(j *trainer.TrainJob) { j.Spec.Trainer.Env = secretEnv("hf-token") })},
 	}
 	runCreateAttacks(t, cases, pol)
