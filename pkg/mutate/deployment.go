@@ -30,6 +30,9 @@ func (d *deployment) pods() []pods {
 
 func (d *deployment) check() field.ErrorList { return nil }
 
+// scale sets spec.replicas, as the scale subresource does.
+func (d *deployment) scale(n int32) { d.Spec.Replicas = &n }
+
 func (d *deployment) plan(s *settings) (plan, field.ErrorList) {
 	return podPlan(d.templates()[0], s)
 }

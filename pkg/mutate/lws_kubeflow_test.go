@@ -319,3 +319,32 @@ func TestLWSPlanBadValues(t *testing.T) {
 		}
 	}
 }
+
+// TestLWSAndPyTorchJobScale: the scale subresource (an LWS's groups, a PyTorchJob's Workers) is held to
+// the GPU limit, as a Deployment's.
+func TestLWSAndPyTorchJobScale(t *testing.T) {
+	pol := teamML(t)
+	lws, err := admit(t, makeLWS(1, 2, "8", false), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pt, err := admit(t, makePyTorchJob(1, "8"), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDenied(t, mutate.ValidateScale(lws, 3, pol), "48 GPUs", "spec.replicas=3", "maxGpusPerWorkload (32)")
+	wantDenied(t, mutate.ValidateScale(pt, 4, pol), "40 GPUs", "spec.pytorchReplicaSpecs[Worker].replicas=4", "maxGpusPerWorkload (32)")
+	wantDenied(t, mutate.ValidateScale(lws, -1, pol), "spec.replicas", "must be >= 0")
+	for _, o := range []client.Object{lws, pt} {
+		if err := mutate.ValidateScale(o, 2, pol); err != nil {
+			t.Errorf("%T scaled within the limit: %v", o, err)
+		}
+	}
+	var kinds []string
+	for _, k := range mutate.ScaleKinds() {
+		kinds = append(kinds, k.Kind)
+	}
+	if want := "Deployment LeaderWorkerSet PyTorchJob"; strings.Join(kinds, " ") != want {
+		t.Errorf("ScaleKinds = %v, want %s", kinds, want)
+	}
+}

@@ -92,6 +92,13 @@ func (j *pyTorchJob) pods() []pods {
 
 func (j *pyTorchJob) check() field.ErrorList { return nil }
 
+// scale sets the Workers' replicas, as the scale subresource does (its specReplicasPath).
+func (j *pyTorchJob) scale(n int32) {
+	if r := j.Spec.PyTorchReplicaSpecs[kftraining.PyTorchJobReplicaTypeWorker]; r != nil {
+		r.Replicas = &n
+	}
+}
+
 // plan places s.gpus over the Master and the Workers: every one of them gets the same GPUs, and the
 // Workers' replicas become the planned pods less the Master.
 func (j *pyTorchJob) plan(s *settings) (plan, field.ErrorList) {

@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -88,23 +89,44 @@ func Validate(r Review) ([]string, error) {
 	return policyWarnings(pol), nil
 }
 
-// ValidateScale checks a change of a Deployment's (serving kind's) replicas through the scale subresource:
-// obj is the current object, replicas the requested count. Growth is held to limits.maxGpusPerWorkload and
-// limits.maxStoragePerWorkload.
+// scaler is a kind with a scale subresource: scale sets what it scales (a Deployment's replicas, a
+// LeaderWorkerSet's groups, a PyTorchJob's Workers).
+type scaler interface{ scale(int32) }
+
+// ScaleKinds are the kinds whose scale subresource ValidateScale checks.
+func ScaleKinds() []schema.GroupVersionKind {
+	var out []schema.GroupVersionKind
+	for _, k := range Kinds {
+		if w, err := k.adapt(k.New(), nil); err == nil {
+			if _, ok := w.(scaler); ok {
+				out = append(out, k.GVK)
+			}
+		}
+	}
+	return out
+}
+
+// ValidateScale checks a change through the scale subresource of a kind that has one (see ScaleKinds):
+// obj is the current object, replicas the requested count. Growth is held to limits.maxGpusPerWorkload
+// and limits.maxStoragePerWorkload.
 func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
 	kind, ok := KindOf(obj)
-	if !ok || kind.GVK != deploymentKind.GVK {
-		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", obj), []string{"apps/v1 Deployment"})}}
+	var cur workload
+	if ok {
+		cur, _ = kind.adapt(obj, nil)
+	}
+	if _, can := cur.(scaler); !can {
+		var names []string
+		for _, gvk := range ScaleKinds() {
+			names = append(names, gvk.GroupVersion().String()+" "+gvk.Kind)
+		}
+		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", obj), names)}}
 	}
 	if replicas < 0 {
 		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), replicas, "must be >= 0")}}
-	}
-	cur, err := kind.adapt(obj, nil)
-	if err != nil {
-		return err
 	}
 	if !isManaged(obj, cur, pol) || obj.GetDeletionTimestamp() != nil {
 		return nil
@@ -114,7 +136,7 @@ func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error 
 	if err != nil {
 		return err
 	}
-	w.(*deployment).Spec.Replicas = &replicas
+	w.(scaler).scale(replicas)
 	if d := workloadLimits(w, cur, pol, nil); d != nil {
 		return d
 	}

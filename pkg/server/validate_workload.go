@@ -11,6 +11,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -33,12 +34,20 @@ var unhandled = map[schema.GroupResource]bool{
 
 var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
 
+// scalable are the resources whose scale-ups are checked (mutate.ScaleKinds), with the kind the server reads.
+var scalable = map[schema.GroupResource]schema.GroupVersionKind{
+	deployments: appsv1.SchemeGroupVersion.WithKind("Deployment"),
+	{Group: "leaderworkerset.x-k8s.io", Resource: "leaderworkersets"}: {Group: "leaderworkerset.x-k8s.io", Version: "v1", Kind: "LeaderWorkerSet"},
+	{Group: "kubeflow.org", Resource: "pytorchjobs"}:                  {Group: "kubeflow.org", Version: "v1", Kind: "PyTorchJob"},
+}
+
 // WorkloadValidator answers the validating admission requests for workloads: it sees the final object,
 // after every mutating webhook, and refuses what the policy does not allow. It never changes anything.
 type WorkloadValidator struct {
 	Policies Policies
-	// Reader reads the Deployment behind a scale request. It is uncached (the manager's API reader):
-	// scale-ups are rare, and a cache of every Deployment would cost memory on every replica.
+	// Reader reads the object behind a scale request (a Deployment, LeaderWorkerSet or PyTorchJob). It is
+	// uncached (the manager's API reader): scale-ups are rare, and a cache of every such object would
+	// cost memory on every replica.
 	Reader  client.Reader
 	Metrics *Metrics
 	Log     logr.Logger
@@ -46,7 +55,7 @@ type WorkloadValidator struct {
 
 var _ admission.Handler = (*WorkloadValidator)(nil)
 
-// Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments, and CREATE and
+// Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments, LeaderWorkerSets and PyTorchJobs, and CREATE and
 // UPDATE of the GPU-capable kinds not handled yet (on UPDATE also those a handled workload controls). A denial is 403 with the core's message; an object
 // that does not decode is 400; a policy or Deployment it cannot read is 503.
 func (v *WorkloadValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -73,8 +82,8 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	}
 	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
 	switch {
-	case req.SubResource == "scale" && gr == deployments:
-		return v.scale(ctx, req, kind)
+	case req.SubResource == "scale" && scalable[gr].Kind != "":
+		return v.scale(ctx, req, kind, scalable[gr])
 	case req.SubResource != "":
 		return admission.Allowed("subresource not validated by Kaiwo"), "skipped"
 	case unhandled[gr]:
@@ -124,7 +133,7 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 
 // scale checks a Deployment's scale-up against the policy; the Scale object says only the replicas,
 // so the Deployment is read for its pod template. A scale that does not grow passes unread.
-func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string) (admission.Response, string) {
+func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string, gvk schema.GroupVersionKind) (admission.Response, string) {
 	replicas, err := scaleReplicas(req.Object.Raw)
 	if err != nil {
 		return v.badRequest(kind, err)
@@ -134,21 +143,45 @@ func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, ki
 			return admission.Allowed(""), "skipped"
 		}
 	}
-	var d appsv1.Deployment
-	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &d); err != nil {
+	obj, err := v.read(ctx, req, gvk)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			// The API server answers NotFound itself after admission; nothing to scale.
 			return admission.Allowed(""), "skipped"
 		}
-		v.Log.Error(err, "reading the Deployment of a scale request", "namespace", req.Namespace, "name", req.Name)
-		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read Deployment %s/%s to check its scale: %w", req.Namespace, req.Name, err)), "error"
+		v.Log.Error(err, "reading the object of a scale request", "kind", gvk.Kind, "namespace", req.Namespace, "name", req.Name)
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read %s %s/%s to check its scale: %w", gvk.Kind, req.Namespace, req.Name, err)), "error"
 	}
-	d.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
 	pol, resp, ok := v.policy(ctx, req)
 	if !ok {
 		return resp, "error"
 	}
-	return v.decide(kind, req, pol, nil, mutate.ValidateScale(&d, replicas, pol))
+	return v.decide(kind, req, pol, nil, mutate.ValidateScale(obj, replicas, pol))
+}
+
+// read gets the object behind a scale request: a Deployment typed, a custom resource as unstructured
+// (the manager's scheme does not know it), decoded into its Go type.
+func (v *WorkloadValidator) read(ctx context.Context, req admission.Request, gvk schema.GroupVersionKind) (client.Object, error) {
+	key := client.ObjectKey{Namespace: req.Namespace, Name: req.Name}
+	if gvk.Kind == "Deployment" {
+		var d appsv1.Deployment
+		if err := v.Reader.Get(ctx, key, &d); err != nil {
+			return nil, err
+		}
+		d.SetGroupVersionKind(gvk)
+		return &d, nil
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(gvk)
+	if err := v.Reader.Get(ctx, key, u); err != nil {
+		return nil, err
+	}
+	raw, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	obj, _, err := mutate.Decode(raw)
+	return obj, err
 }
 
 // scaleReplicas reads spec.replicas of an autoscaling/v1 Scale.

@@ -42,6 +42,8 @@ var validatingWant = []struct {
 	{"pytorchjobs.validate.kaiwo.silogen.ai", "kubeflow.org", "pytorchjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"trainjobs.validate.kaiwo.silogen.ai", "trainer.kubeflow.org", "trainjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
+	{"leaderworkersets-scale.validate.kaiwo.silogen.ai", "leaderworkerset.x-k8s.io", "leaderworkersets/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
+	{"pytorchjobs-scale.validate.kaiwo.silogen.ai", "kubeflow.org", "pytorchjobs/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
 	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-from-a-controller"}},
 	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
 	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
