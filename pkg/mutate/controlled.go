@@ -48,14 +48,14 @@ func (r controlledSet) pods() []pods {
 // ValidateUnhandledUpdate is ValidateUnhandled for an UPDATE: raw is the new object, oldRaw the stored one,
 // user the requesting user. An object that a handled workload controls was checked as that workload when its
 // controller created it; a later edit of it by a team user is held to the same rules, since its controller
-// may never undo it (KubeRay leaves a RayJob's RayCluster as it is): in an Enforce namespace, a RayCluster's,
-// ReplicaSet's or StatefulSet's GPUs and ephemeral storage may not grow past limits.maxGpusPerWorkload and
+// may never undo it (KubeRay leaves a RayJob's RayCluster as it is): in an Enforce namespace, a RayCluster's or
+// ReplicaSet's GPUs and ephemeral storage may not grow past limits.maxGpusPerWorkload and
 // limits.maxStoragePerWorkload, and a pod template it changes may not break a rule about vendors, Secrets
 // or the locked scheduling fields that the stored template kept. Controllers pass: service accounts of
 // another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
 // workload already checked, or orphan the object (the garbage collector); a team user is neither. An object
 // that the update makes controlled is checked as ValidateUnhandledBy checks a new one.
-func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
+func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
@@ -69,35 +69,24 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
 		return nil // a controller's update, such as the garbage collector's that orphans the object
 	}
-	if !controlledByHandled(gjson.ParseBytes(oldRaw)) {
+	if !r.controlledByHandled(gjson.ParseBytes(oldRaw)) {
 		// An owner reference added by this update is the object's word, as on CREATE.
-		return ValidateUnhandledBy(raw, pol, user)
+		return r.ValidateUnhandledBy(raw, pol, user)
 	}
-	if err := ValidateUnhandled(raw, pol); err != nil {
+	if err := r.ValidateUnhandled(raw, pol); err != nil {
 		return err
 	}
-	var w, old podSource
-	switch doc.Get("apiVersion").String() + " " + doc.Get("kind").String() {
-	case "ray.io/v1 RayCluster":
-		var c, o rayv1.RayCluster
-		if err := decodeBoth(raw, oldRaw, &c, &o); err != nil {
-			return err
-		}
-		w, old = controlledCluster{&c.Spec}, controlledCluster{&o.Spec}
-	case "apps/v1 ReplicaSet":
-		var r, o appsv1.ReplicaSet
-		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
-			return err
-		}
-		w, old = controlledSet{&r.Spec.Template, r.Spec.Replicas}, controlledSet{&o.Spec.Template, o.Spec.Replicas}
-	case "apps/v1 StatefulSet":
-		var r, o appsv1.StatefulSet
-		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
-			return err
-		}
-		w, old = controlledSet{&r.Spec.Template, r.Spec.Replicas}, controlledSet{&o.Spec.Template, o.Spec.Replicas}
-	default:
+	u, ok := r.unhandledOf(doc)
+	if !ok || u.controlled == nil {
 		return nil // a Pod's resources cannot grow; other kinds are not created by a handled workload
+	}
+	w, err := u.controlled(raw)
+	if err != nil {
+		return fmt.Errorf("decoding object: %w", err)
+	}
+	old, err := u.controlled(oldRaw)
+	if err != nil {
+		return fmt.Errorf("decoding the old object: %w", err)
 	}
 	if errs := newTemplateErrors(w.templates(), old.templates(), pol); len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
@@ -108,14 +97,32 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 	return nil
 }
 
-func decodeBoth(raw, oldRaw []byte, obj, old any) error {
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
-		return fmt.Errorf("decoding object: %w", err)
-	}
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(oldRaw, old); err != nil {
-		return fmt.Errorf("decoding the old object: %w", err)
-	}
-	return nil
+// controlledRayCluster reads a RayCluster that a RayJob or RayService controls.
+func controlledRayCluster(raw []byte) (podSource, error) {
+	var c rayv1.RayCluster
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &c)
+	return controlledCluster{&c.Spec}, err
+}
+
+// controlledReplicaSetOf reads a ReplicaSet that a Deployment controls.
+func controlledReplicaSetOf(raw []byte) (podSource, error) {
+	var rs appsv1.ReplicaSet
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &rs)
+	return controlledSet{&rs.Spec.Template, rs.Spec.Replicas}, err
+}
+
+// controlledStatefulSetOf reads a StatefulSet that a LeaderWorkerSet or a leader Pod controls.
+func controlledStatefulSetOf(raw []byte) (podSource, error) {
+	var ss appsv1.StatefulSet
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &ss)
+	return controlledSet{&ss.Spec.Template, ss.Spec.Replicas}, err
+}
+
+// controlledPodOf reads a Pod (an LWS leader Pod, which controls its group's worker StatefulSet): one pod.
+func controlledPodOf(raw []byte) (podSource, error) {
+	var p corev1.Pod
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &p)
+	return controlledSet{&corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}, ptr.To[int32](1)}, err
 }
 
 // newTemplateErrors are the template rules' errors of the changed templates of ts that the template at the

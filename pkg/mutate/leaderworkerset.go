@@ -18,17 +18,29 @@ import (
 // them). GPUs are per group, planned over its pods; serving by default, as a Deployment.
 type leaderWorkerSet lwsv1.LeaderWorkerSet
 
-var _ workload = (*leaderWorkerSet)(nil)
+var (
+	_ workload = (*leaderWorkerSet)(nil)
+	_ scaler   = (*leaderWorkerSet)(nil)
+)
+
+// leaderWorkerSetKind registers leaderworkerset.x-k8s.io/v1 LeaderWorkerSets: a serving kind, mutated on
+// CREATE and UPDATE, with a scale subresource (spec.replicas, the groups).
+type leaderWorkerSetKind struct{}
+
+func (leaderWorkerSetKind) Info() KindInfo {
+	return KindInfo{GVK: lwsv1.GroupVersion.WithKind("LeaderWorkerSet"), Resource: "leaderworkersets",
+		Serving: true, Update: true, Scale: true,
+		Templates: []string{"spec.leaderWorkerTemplate.leaderTemplate", "spec.leaderWorkerTemplate.workerTemplate"}}
+}
+
+func (leaderWorkerSetKind) New() client.Object { return &lwsv1.LeaderWorkerSet{} }
+
+func (leaderWorkerSetKind) adapt(o client.Object, _ []byte) (workload, error) {
+	l, err := as[*lwsv1.LeaderWorkerSet](o)
+	return (*leaderWorkerSet)(l), err
+}
 
 var (
-	leaderWorkerSetKind = Kind{
-		GVK:     lwsv1.GroupVersion.WithKind("LeaderWorkerSet"),
-		Serving: true,
-		New:     func() client.Object { return &lwsv1.LeaderWorkerSet{} },
-		adapt: func(o client.Object, _ []byte) (workload, error) {
-			return (*leaderWorkerSet)(o.(*lwsv1.LeaderWorkerSet)), nil
-		},
-	}
 	lwsTemplates = field.NewPath("spec", "leaderWorkerTemplate")
 )
 
@@ -107,8 +119,8 @@ func (l *leaderWorkerSet) queue(s *settings) ([]string, field.ErrorList) {
 	return nil, nil
 }
 
-// scale sets the number of groups, as the scale subresource does.
-func (l *leaderWorkerSet) scale(n int32) { l.Spec.Replicas = &n }
+// setReplicas sets the number of groups, as the scale subresource does.
+func (l *leaderWorkerSet) setReplicas(n int32) { l.Spec.Replicas = &n }
 
 func setTemplateAnnotations(t *corev1.PodTemplateSpec, a map[string]string) bool {
 	changed := false

@@ -280,13 +280,13 @@ func TestObjectsOfLWSAndKubeflowControllers(t *testing.T) {
 	for _, tc := range cases {
 		raw, _ := json.Marshal(tc.obj)
 		t.Run(tc.name+"/by its controller", func(t *testing.T) {
-			if err := mutate.ValidateUnhandledBy(raw, pol, tc.by); err != nil {
+			if err := kinds.ValidateUnhandledBy(raw, pol, tc.by); err != nil {
 				t.Fatalf("want allowed, got %v", err)
 			}
 		})
 		for _, forger := range []string{user, "system:serviceaccount:ml:builder"} {
 			t.Run(tc.name+"/forged by "+forger, func(t *testing.T) {
-				wantDenied(t, mutate.ValidateUnhandledBy(raw, pol, forger), "Enforce", "exempts it only when a controller makes the request")
+				wantDenied(t, kinds.ValidateUnhandledBy(raw, pol, forger), "Enforce", "exempts it only when a controller makes the request")
 			})
 		}
 	}
@@ -310,7 +310,7 @@ func TestLWSPlanBadValues(t *testing.T) {
 		if tc.key == annotations.GPUs {
 			in = annotate(makeLWS(1, 1, "", true), tc.key, tc.value)
 		}
-		_, err := mutate.Mutate(mutate.Input{Object: in, User: user})
+		_, err := mutateIn(mutate.Input{Object: in, User: user})
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s=%s: got %v, want a denial naming %q", tc.key, tc.value, err, tc.want)
 		}
@@ -332,19 +332,12 @@ func TestLWSAndPyTorchJobScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDenied(t, mutate.ValidateScale(lws, 3, pol), "48 GPUs", "spec.replicas=3", "maxGpusPerWorkload (32)")
-	wantDenied(t, mutate.ValidateScale(pt, 4, pol), "40 GPUs", "spec.pytorchReplicaSpecs[Worker].replicas=4", "maxGpusPerWorkload (32)")
-	wantDenied(t, mutate.ValidateScale(lws, -1, pol), "spec.replicas", "must be >= 0")
+	wantDenied(t, mutate.ValidateScale(kindOf(lws), lws, 3, pol), "48 GPUs", "spec.replicas=3", "maxGpusPerWorkload (32)")
+	wantDenied(t, mutate.ValidateScale(kindOf(pt), pt, 4, pol), "40 GPUs", "spec.pytorchReplicaSpecs[Worker].replicas=4", "maxGpusPerWorkload (32)")
+	wantDenied(t, mutate.ValidateScale(kindOf(lws), lws, -1, pol), "spec.replicas", "must be >= 0")
 	for _, o := range []client.Object{lws, pt} {
-		if err := mutate.ValidateScale(o, 2, pol); err != nil {
+		if err := mutate.ValidateScale(kindOf(o), o, 2, pol); err != nil {
 			t.Errorf("%T scaled within the limit: %v", o, err)
 		}
-	}
-	var kinds []string
-	for _, k := range mutate.ScaleKinds() {
-		kinds = append(kinds, k.Kind)
-	}
-	if want := "Deployment LeaderWorkerSet PyTorchJob"; strings.Join(kinds, " ") != want {
-		t.Errorf("ScaleKinds = %v, want %s", kinds, want)
 	}
 }

@@ -22,16 +22,26 @@ type pyTorchJob kftraining.PyTorchJob
 var (
 	_ workload = (*pyTorchJob)(nil)
 	_ finisher = (*pyTorchJob)(nil)
+	_ scaler   = (*pyTorchJob)(nil)
 )
 
+// pyTorchJobKind registers kubeflow.org/v1 PyTorchJobs: mutated on CREATE, with a scale subresource (the
+// Workers' replicas).
+type pyTorchJobKind struct{}
+
+func (pyTorchJobKind) Info() KindInfo {
+	return KindInfo{GVK: kftraining.SchemeGroupVersion.WithKind(kftraining.PyTorchJobKind), Resource: "pytorchjobs",
+		Scale: true, Templates: []string{"spec.pytorchReplicaSpecs{}.template"}}
+}
+
+func (pyTorchJobKind) New() client.Object { return &kftraining.PyTorchJob{} }
+
+func (pyTorchJobKind) adapt(o client.Object, _ []byte) (workload, error) {
+	j, err := as[*kftraining.PyTorchJob](o)
+	return (*pyTorchJob)(j), err
+}
+
 var (
-	pyTorchJobKind = Kind{
-		GVK: kftraining.SchemeGroupVersion.WithKind(kftraining.PyTorchJobKind),
-		New: func() client.Object { return &kftraining.PyTorchJob{} },
-		adapt: func(o client.Object, _ []byte) (workload, error) {
-			return (*pyTorchJob)(o.(*kftraining.PyTorchJob)), nil
-		},
-	}
 	pyTorchReplicas = field.NewPath("spec", "pytorchReplicaSpecs")
 )
 
@@ -92,8 +102,8 @@ func (j *pyTorchJob) pods() []pods {
 
 func (j *pyTorchJob) check() field.ErrorList { return nil }
 
-// scale sets the Workers' replicas, as the scale subresource does (its specReplicasPath).
-func (j *pyTorchJob) scale(n int32) {
+// setReplicas sets the Workers' replicas, as the scale subresource does (its specReplicasPath).
+func (j *pyTorchJob) setReplicas(n int32) {
 	if r := j.Spec.PyTorchReplicaSpecs[kftraining.PyTorchJobReplicaTypeWorker]; r != nil {
 		r.Replicas = &n
 	}

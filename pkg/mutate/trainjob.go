@@ -36,14 +36,26 @@ const (
 	kueuePatchManager = "kueue.x-k8s.io/manager"
 )
 
-var (
-	trainJobKind = Kind{
-		GVK: trainer.SchemeGroupVersion.WithKind(trainer.TrainJobKind),
-		New: func() client.Object { return &trainer.TrainJob{} },
-		adapt: func(o client.Object, _ []byte) (workload, error) {
-			return newTrainJob(o.(*trainer.TrainJob)), nil
-		},
+// trainJobKind registers trainer.kubeflow.org/v1alpha1 TrainJobs: mutated on CREATE. It has no pod
+// template: the webhook rules' match conditions read spec.trainer.resourcesPerNode.
+type trainJobKind struct{}
+
+func (trainJobKind) Info() KindInfo {
+	return KindInfo{GVK: trainer.SchemeGroupVersion.WithKind(trainer.TrainJobKind), Resource: "trainjobs",
+		Templates: []string{"spec.trainer.resourcesPerNode" + ResourcesPath}}
+}
+
+func (trainJobKind) New() client.Object { return &trainer.TrainJob{} }
+
+func (trainJobKind) adapt(o client.Object, _ []byte) (workload, error) {
+	j, err := as[*trainer.TrainJob](o)
+	if err != nil {
+		return nil, err
 	}
+	return newTrainJob(j), nil
+}
+
+var (
 	trainerPath        = field.NewPath("spec", "trainer")
 	runtimePatchesPath = field.NewPath("spec", "runtimePatches")
 )

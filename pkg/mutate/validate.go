@@ -2,10 +2,8 @@ package mutate
 
 import (
 	"fmt"
-	"reflect"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -23,7 +21,8 @@ const (
 // UPDATE the old one.
 type Review struct {
 	Operation string        // "CREATE" or "UPDATE" (admissionv1.Operation values)
-	Object    client.Object // the new object, decoded with Decode (a registered kind)
+	Kind      Kind          // the object's kind, as the registry's Decode returns it
+	Object    client.Object // the new object, decoded with Decode, of Kind's Go type
 	Raw       []byte        // its JSON
 	Old       client.Object // the old object on UPDATE, else nil
 	OldRaw    []byte
@@ -43,10 +42,7 @@ func Validate(r Review) ([]string, error) {
 	if pol == nil {
 		pol = policy.Default()
 	}
-	kind, ok := KindOf(r.Object)
-	if !ok {
-		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", r.Object), []string{supportedKinds()})}}
-	}
+	kind := r.Kind
 	switch {
 	case r.Operation != OpCreate && r.Operation != OpUpdate, r.Object.GetDeletionTimestamp() != nil:
 		return nil, nil // DELETE and CONNECT carry no new object; finalizers must be removable
@@ -59,11 +55,8 @@ func Validate(r Review) ([]string, error) {
 	}
 	var old workload
 	if r.Operation == OpUpdate {
-		if reflect.TypeOf(r.Old) != reflect.TypeOf(r.Object) {
-			return nil, fmt.Errorf("the old object is a %T, the new one a %T", r.Old, r.Object)
-		}
 		if old, err = kind.adapt(r.Old, r.OldRaw); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("the old object: %w", err)
 		}
 	}
 	if !isManaged(r.Object, w, pol) && (old == nil || !isManaged(r.Old, old, pol)) {
@@ -89,44 +82,22 @@ func Validate(r Review) ([]string, error) {
 	return policyWarnings(pol), nil
 }
 
-// scaler is a kind with a scale subresource: scale sets what it scales (a Deployment's replicas, a
-// LeaderWorkerSet's groups, a PyTorchJob's Workers).
-type scaler interface{ scale(int32) }
-
-// ScaleKinds are the kinds whose scale subresource ValidateScale checks.
-func ScaleKinds() []schema.GroupVersionKind {
-	var out []schema.GroupVersionKind
-	for _, k := range Kinds {
-		if w, err := k.adapt(k.New(), nil); err == nil {
-			if _, ok := w.(scaler); ok {
-				out = append(out, k.GVK)
-			}
-		}
-	}
-	return out
-}
-
-// ValidateScale checks a change through the scale subresource of a kind that has one (see ScaleKinds):
-// obj is the current object, replicas the requested count. Growth is held to limits.maxGpusPerWorkload
-// and limits.maxStoragePerWorkload.
-func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error {
+// ValidateScale checks a change of the replicas of a kind with a scale subresource (KindInfo.Scale: a
+// Deployment): obj is the current object, of kind's Go type, replicas the requested count. Growth is held
+// to limits.maxGpusPerWorkload and limits.maxStoragePerWorkload.
+func ValidateScale(kind Kind, obj client.Object, replicas int32, pol *policy.Policy) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
-	kind, ok := KindOf(obj)
-	var cur workload
-	if ok {
-		cur, _ = kind.adapt(obj, nil)
-	}
-	if _, can := cur.(scaler); !can {
-		var names []string
-		for _, gvk := range ScaleKinds() {
-			names = append(names, gvk.GroupVersion().String()+" "+gvk.Kind)
-		}
-		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", obj), names)}}
+	if !kind.Scale {
+		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), kind.String(), []string{"a kind with a scale subresource"})}}
 	}
 	if replicas < 0 {
 		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), replicas, "must be >= 0")}}
+	}
+	cur, err := kind.adapt(obj, nil)
+	if err != nil {
+		return err
 	}
 	if !isManaged(obj, cur, pol) || obj.GetDeletionTimestamp() != nil {
 		return nil
@@ -136,7 +107,7 @@ func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error 
 	if err != nil {
 		return err
 	}
-	w.(scaler).scale(replicas)
+	w.(scaler).setReplicas(replicas) // NewRegistry checked that a Scale kind's adapter scales
 	if d := workloadLimits(w, cur, pol, nil); d != nil {
 		return d
 	}

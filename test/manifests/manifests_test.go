@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -152,26 +153,33 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("CRD spec", find(t, k, "CustomResourceDefinition", "").Object["spec"], find(t, c, "CustomResourceDefinition", "").Object["spec"])
 }
 
-// mutatingWant is the contract of each mutating webhook, apart from its match condition.
-var mutatingWant = []struct {
-	name, group, resource string
-	ops                   []admissionregistrationv1.OperationType
-}{
-	{"jobs.kaiwo.silogen.ai", "batch", "jobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"rayjobs.kaiwo.silogen.ai", "ray.io", "rayjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"deployments.kaiwo.silogen.ai", "apps", "deployments", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"leaderworkersets.kaiwo.silogen.ai", "leaderworkerset.x-k8s.io", "leaderworkersets", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"pytorchjobs.kaiwo.silogen.ai", "kubeflow.org", "pytorchjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"trainjobs.kaiwo.silogen.ai", "trainer.kubeflow.org", "trainjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
+// mutatingWant is the contract of each mutating webhook, apart from its match condition: one per kind of
+// the registry serve is given, CREATE, and UPDATE for the kinds mutated on UPDATE.
+func mutatingWant() []webhookWant {
+	var out []webhookWant
+	for _, k := range mutate.Builtin().Kinds() {
+		ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+		if k.Update {
+			ops = append(ops, admissionregistrationv1.Update)
+		}
+		out = append(out, webhookWant{k.Resource + ".kaiwo.silogen.ai", k.GVK.Group, k.Resource, k.GVK.Version, ops, []string{condition}})
+	}
+	return out
 }
 
-// versionOf is the API version the rules of group's kinds name: v1, but v1alpha1 for TrainJobs.
-func versionOf(group string) string {
-	if group == "trainer.kubeflow.org" {
-		return "v1alpha1"
+type webhookWant struct {
+	name, group, resource string
+	version               string // the rule's API version; "" is v1
+	ops                   []admissionregistrationv1.OperationType
+	conditions            []string
+}
+
+// apiVersion is the version the webhook's rule names.
+func (w webhookWant) apiVersion() string {
+	if w.version == "" {
+		return "v1"
 	}
-	return "v1"
+	return w.version
 }
 
 func TestWebhookConfiguration(t *testing.T) {
@@ -197,6 +205,7 @@ func TestWebhookConfiguration(t *testing.T) {
 			if got := m.Annotations[injectCAFrom]; got != certRef {
 				t.Errorf("MutatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
 			}
+			mutatingWant := mutatingWant()
 			if len(m.Webhooks) != len(mutatingWant) {
 				t.Fatalf("%d mutating webhooks, want %d", len(m.Webhooks), len(mutatingWant))
 			}
@@ -212,7 +221,7 @@ func TestWebhookConfiguration(t *testing.T) {
 						Namespace: namespace, Name: serviceName, Path: ptr.To(mutatePath)}},
 					Rules: []admissionregistrationv1.RuleWithOperations{{
 						Operations: w.ops,
-						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{versionOf(w.group)},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.apiVersion()},
 							Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 					}},
 					FailurePolicy: ptr.To(admissionregistrationv1.Fail),
