@@ -6,6 +6,7 @@ import (
 
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	sjson "sigs.k8s.io/json"
@@ -19,15 +20,21 @@ type podSource interface {
 	pods() []pods
 }
 
-// controlledReplicaSet is a ReplicaSet that a Deployment controls.
-type controlledReplicaSet struct{ rs *appsv1.ReplicaSet }
-
-func (r controlledReplicaSet) templates() []template {
-	return []template{{path: field.NewPath("spec", "template"), spec: &r.rs.Spec.Template}}
+// controlledSet is a ReplicaSet that a Deployment controls, or a StatefulSet that a LeaderWorkerSet (its
+// leaders) or a leader Pod (a group's workers) controls: spec.template, spec.replicas pods (default 1).
+type controlledSet struct {
+	template *corev1.PodTemplateSpec
+	replicas *int32
+	// root is where the template is: spec.template, or nil for a Pod, whose metadata and spec are its own.
+	root *field.Path
 }
 
-func (r controlledReplicaSet) pods() []pods {
-	n := int64(ptr.Deref(r.rs.Spec.Replicas, 1))
+func (r controlledSet) templates() []template {
+	return []template{{path: r.root, spec: r.template}}
+}
+
+func (r controlledSet) pods() []pods {
+	n := int64(ptr.Deref(r.replicas, 1))
 	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
 }
 
@@ -93,7 +100,21 @@ func controlledEdit(w, old podSource, pol *policy.Policy) error {
 func controlledReplicaSetOf(raw []byte) (podSource, error) {
 	var rs appsv1.ReplicaSet
 	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &rs)
-	return controlledReplicaSet{&rs}, err
+	return controlledSet{&rs.Spec.Template, rs.Spec.Replicas, field.NewPath("spec", "template")}, err
+}
+
+// controlledStatefulSetOf reads a StatefulSet that a LeaderWorkerSet or a leader Pod controls.
+func controlledStatefulSetOf(raw []byte) (podSource, error) {
+	var ss appsv1.StatefulSet
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &ss)
+	return controlledSet{&ss.Spec.Template, ss.Spec.Replicas, field.NewPath("spec", "template")}, err
+}
+
+// controlledPodOf reads a Pod (an LWS leader Pod, which controls its group's worker StatefulSet): one pod.
+func controlledPodOf(raw []byte) (podSource, error) {
+	var p corev1.Pod
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &p)
+	return controlledSet{&corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}, ptr.To[int32](1), nil}, err
 }
 
 // newTemplateErrors are the template rules' errors of the changed templates of ts that the template at the

@@ -50,6 +50,9 @@ func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object,
 		lt.kueueStart = suspended(old) && !suspended(w) && controllerOutside(user, obj.GetNamespace())
 	}
 	errs = append(errs, kueueErrors(obj, w)...)
+	if v, ok := w.(viewer); ok {
+		errs = append(errs, v.viewRules(pol, old, user)...)
+	}
 	errs = append(errs, checkTemplateQueues(queueTs, obj, pol)...)
 	errs = append(errs, templateRules(ts, pol, lt)...)
 	if len(errs) > 0 {

@@ -37,6 +37,7 @@ type UnhandledKind struct {
 func gpuKinds() []UnhandledKind {
 	return []UnhandledKind{
 		{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), Resource: "pods", Templates: []string{""}, CreateOnly: true,
+			Controlled: true, controlled: controlledPodOf, // an LWS leader Pod controls its group's worker StatefulSet
 			Note: "Only GPU Pods that no workload we check controls, or that a team user creates: the Pods a Job, " +
 				"ReplicaSet or RayCluster controller creates were checked as that workload, and the busy Pod path is " +
 				"never slowed by the webhook. A controller is a service account of another namespace or a system: " +
@@ -48,9 +49,11 @@ func gpuKinds() []UnhandledKind {
 				"otherwise run GPU Pods the Pod webhook exempts. An UPDATE is sent whatever controls it, as for " +
 				"RayClusters."},
 		{GVK: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Resource: "statefulsets", Templates: []string{"spec.template"},
-			Note: "statefulsets/scale is not sent: a GPU StatefulSet cannot be created or updated in an Enforce " +
-				"namespace, so only one older than the policy could be scaled, and Kaiwo does not count a kind " +
-				"it does not handle."},
+			Controlled: true, controlled: controlledStatefulSetOf,
+			Note: "A LeaderWorkerSet's StatefulSets were checked as the LeaderWorkerSet; an UPDATE is sent whatever " +
+				"controls it, as for RayClusters. statefulsets/scale is not sent: the LeaderWorkerSet controller " +
+				"sets the replicas back, and a GPU StatefulSet of a team user cannot be created in an Enforce " +
+				"namespace."},
 		{GVK: appsv1.SchemeGroupVersion.WithKind("DaemonSet"), Resource: "daemonsets", Templates: []string{"spec.template"}},
 		{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), Resource: "cronjobs", Templates: []string{"spec.jobTemplate.spec.template"}},
 	}

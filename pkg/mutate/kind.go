@@ -39,13 +39,18 @@ type KindInfo struct {
 	// Templates are where the kind keeps its pod templates, for the webhook's match conditions, which
 	// look at them for GPU requests: dotted JSON field paths from the object's root, "[]" after a list
 	// field meaning each of its items (spec.rayClusterSpec.workerGroupSpecs[].template). They are the
-	// paths of the workload adapter's templates(), in the same order.
+	// paths of the workload adapter's templates(), in the same order. A kind without a pod template (a
+	// TrainJob) declares instead where it keeps its container resources (a ResourceRequirements), marked
+	// with the suffix ResourcesPath, under the path of its view template.
 	Templates []string
 	// PartOf are the workloads ("apiVersion/Kind", ray.io/v1/RayJob) whose controller makes an object of
 	// this kind that it controls a part of them (a RayJob's RayCluster, a JobSet's Jobs): the mutating
 	// webhook leaves a part alone and the validating one checks it as a controlled object (see parts.go).
 	PartOf []string
 }
+
+// ResourcesPath marks a KindInfo.Templates path that is a ResourceRequirements, not a pod template.
+const ResourcesPath = "@resources"
 
 // Kind is a registered kind: its description and its Adapter. The zero Kind is no kind.
 type Kind struct {
@@ -143,6 +148,9 @@ func Builtin() *Registry {
 		deploymentKind{},
 		rayClusterKind{},
 		jobSetKind{},
+		leaderWorkerSetKind{},
+		pyTorchJobKind{},
+		trainJobKind{},
 	}, gpuKinds())
 	if err != nil {
 		panic(err) // the built-in list is fixed at compile time; its tests build it

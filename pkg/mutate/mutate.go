@@ -201,6 +201,11 @@ func (m *mutation) run(user string) *Denial {
 			return &Denial{ReasonConflict, errs}
 		}
 	}
+	if v, ok := m.w.(viewer); ok {
+		if errs := v.sync(); len(errs) > 0 {
+			return &Denial{ReasonShape, errs}
+		}
+	}
 	if d := m.final(kind, opts, user); d != nil {
 		return d
 	}
@@ -283,18 +288,20 @@ func (m *mutation) gpus(p plan) field.ErrorList {
 		return nil
 	}
 	m.features = append(m.features, "gpus")
-	c, cp, err := appContainer(*p.target, s.opts.Container)
-	if err != nil {
-		return field.ErrorList{err}
-	}
-	d := &m.pol.Defaults
-	changed, err := setGPUs(c, cp, s.resource, int64(p.perReplica), d.CPUPerGPU, d.MemoryPerGPU)
-	if err != nil {
-		return field.ErrorList{err}
-	}
-	if changed {
-		m.warn("%d %s on container %s of %s; CPU and memory at %s and %s per GPU where the container set none; requests equal to limits",
-			p.perReplica, s.resource, c.Name, p.target.path, d.CPUPerGPU.String(), d.MemoryPerGPU.String())
+	for _, t := range append([]template{*p.target}, p.also...) {
+		c, cp, err := appContainer(t, s.opts.Container)
+		if err != nil {
+			return field.ErrorList{err}
+		}
+		d := &m.pol.Defaults
+		changed, err := setGPUs(c, cp, s.resource, int64(p.perReplica), d.CPUPerGPU, d.MemoryPerGPU)
+		if err != nil {
+			return field.ErrorList{err}
+		}
+		if changed {
+			m.warn("%d %s on container %s of %s; CPU and memory at %s and %s per GPU where the container set none; requests equal to limits",
+				p.perReplica, s.resource, c.Name, t.path, d.CPUPerGPU.String(), d.MemoryPerGPU.String())
+		}
 	}
 	return nil
 }

@@ -208,7 +208,7 @@ func ownShm(ps *corev1.PodSpec, ours corev1.Volume) string {
 // gpuTemplate reports whether t is where the plan puts GPUs, or asks for GPUs itself.
 func gpuTemplate(t template, p plan) bool {
 	if p.target != nil {
-		return p.target.spec == t.spec
+		return p.target.spec == t.spec || slices.ContainsFunc(p.also, func(a template) bool { return a.spec == t.spec })
 	}
 	return requestsGPUs([]template{t})
 }

@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sjson "sigs.k8s.io/json"
+
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
 // Decode decodes a JSON object of a kind of r into its Go type. It refuses a key given twice in
@@ -116,7 +118,9 @@ type plan struct {
 	replicas, perReplica int32
 	// target gets perReplica GPUs on its GPU container; nil places nothing.
 	target *template
-	notes  []string
+	// also are more templates whose pods get perReplica GPUs like target's (an LWS's leader template).
+	also  []template
+	notes []string
 }
 
 // workload adapts one kind to the features, which are written once against pod templates.
@@ -132,6 +136,15 @@ type workload interface {
 	plan(s *settings) (plan, field.ErrorList)
 	// queue applies Kueue's suspend knobs and the kind's Kueue requirements when s.queued.
 	queue(s *settings) ([]string, field.ErrorList)
+}
+
+// viewer is a workload without a pod template whose templates() are views built from other fields (a
+// TrainJob): sync writes the views back after the features ran, denying what the object cannot hold;
+// viewRules are its rules on what the views do not show, for the final object (old is the stored one on
+// UPDATE, else nil; user the requesting user).
+type viewer interface {
+	sync() field.ErrorList
+	viewRules(pol *policy.Policy, old workload, user string) field.ErrorList
 }
 
 // finisher is a workload with a TTL after it finishes.

@@ -10,6 +10,7 @@ import (
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -126,8 +127,8 @@ func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, ki
 			return admission.Allowed(""), "skipped"
 		}
 	}
-	obj := k.New()
-	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, obj); err != nil {
+	obj, err := v.read(ctx, req, k)
+	if err != nil {
 		if apierrors.IsNotFound(err) {
 			// The API server answers NotFound itself after admission; nothing to scale.
 			return admission.Allowed(""), "skipped"
@@ -135,12 +136,39 @@ func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, ki
 		v.Log.Error(err, "reading the object of a scale request", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name)
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read %s %s/%s to check its scale: %w", k.GVK.Kind, req.Namespace, req.Name, err)), "error"
 	}
-	obj.GetObjectKind().SetGroupVersionKind(k.GVK)
 	pol, resp, ok := v.policy(ctx, req)
 	if !ok {
 		return resp, "error"
 	}
 	return v.decide(kind, req, pol, nil, mutate.ValidateScale(k, obj, replicas, pol))
+}
+
+// serverScheme is Scheme, built once.
+var serverScheme = Scheme()
+
+// read gets the object behind a scale request: typed when the server's scheme knows the kind (a
+// Deployment), else as unstructured (a LeaderWorkerSet, a PyTorchJob: custom resources whose types the
+// scheme does not carry) decoded into the kind's Go type.
+func (v *WorkloadValidator) read(ctx context.Context, req admission.Request, k mutate.Kind) (client.Object, error) {
+	key := client.ObjectKey{Namespace: req.Namespace, Name: req.Name}
+	if serverScheme.Recognizes(k.GVK) {
+		obj := k.New()
+		if err := v.Reader.Get(ctx, key, obj); err != nil {
+			return nil, err
+		}
+		obj.GetObjectKind().SetGroupVersionKind(k.GVK)
+		return obj, nil
+	}
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(k.GVK)
+	if err := v.Reader.Get(ctx, key, u); err != nil {
+		return nil, err
+	}
+	raw, err := u.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	return k.Decode(raw)
 }
 
 // scaleReplicas reads spec.replicas of an autoscaling/v1 Scale.

@@ -19,6 +19,7 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -67,18 +68,28 @@ func teamPolicy(t *testing.T) *policy.Policy {
 	return c.Policy()
 }
 
-// reader serves Deployments from a map and counts its reads; err fails every read.
+// reader serves Deployments, and custom resources as unstructured, from maps and counts its reads; err
+// fails every read.
 type reader struct {
 	client.Reader
-	objs  map[string]*appsv1.Deployment
-	err   error
-	reads int
+	objs   map[string]*appsv1.Deployment
+	custom map[string]*unstructured.Unstructured
+	err    error
+	reads  int
 }
 
 func (r *reader) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
 	r.reads++
 	if r.err != nil {
 		return r.err
+	}
+	if u, ok := obj.(*unstructured.Unstructured); ok {
+		c, found := r.custom[u.GetKind()+"/"+key.Name]
+		if !found {
+			return apierrors.NewNotFound(schema.GroupResource{Resource: u.GetKind()}, key.Name)
+		}
+		c.DeepCopyInto(u)
+		return nil
 	}
 	d, ok := r.objs[key.Name]
 	if !ok {
@@ -103,7 +114,7 @@ type validator struct {
 func newValidator(t *testing.T, pols server.Policies, deps ...*appsv1.Deployment) *validator {
 	t.Helper()
 	m := server.NewMetrics(prometheus.NewRegistry())
-	r := &reader{objs: map[string]*appsv1.Deployment{}}
+	r := &reader{objs: map[string]*appsv1.Deployment{}, custom: map[string]*unstructured.Unstructured{}}
 	for _, d := range deps {
 		r.objs[d.Name] = d
 	}

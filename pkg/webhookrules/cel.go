@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 )
 
 // The match conditions, in CEL. Every field access is guarded with has(): an evaluation error would deny
@@ -81,21 +82,45 @@ func controlledBy(owners []string) string {
 
 // TemplatesGPU is the CEL condition that one of the pod templates at paths asks for a GPU. A path is
 // dotted field names from the object; "[]" after a list field means each of its items, "{}" after a map
-// field each of its values (one such level at most); "" is the object itself (a Pod).
+// field each of its values (one such level at most); "" is the object itself (a Pod). A path with the
+// suffix mutate.ResourcesPath is a ResourceRequirements instead (a kind without a pod template: a
+// TrainJob's spec.trainer.resourcesPerNode), which asks for a GPU itself.
 func TemplatesGPU(paths []string) (string, error) {
-	parts := make([]string, len(paths))
-	for i, p := range paths {
-		part, err := templateList(p)
+	var templates, resources []string
+	for _, p := range paths {
+		r, isResources := strings.CutSuffix(p, mutate.ResourcesPath)
+		part, err := templateList(r)
 		if err != nil {
 			return "", err
 		}
-		parts[i] = part
+		if isResources {
+			resources = append(resources, part)
+		} else {
+			templates = append(templates, part)
+		}
 	}
-	list := parts[0]
-	if len(parts) > 1 {
-		list = "(" + strings.Join(parts, " +\n  ") + ")"
+	var exprs []string
+	if len(templates) > 0 {
+		exprs = append(exprs, joinLists(templates)+".exists(t,\n"+hasGPU)
 	}
-	return list + ".exists(t,\n" + hasGPU, nil
+	if len(resources) > 0 {
+		exprs = append(exprs, joinLists(resources)+".exists(r,\n"+resourcesGPU)
+	}
+	return strings.Join(exprs, " ||\n"), nil
+}
+
+// resourcesGPU is the body of .exists(r, ...) over ResourceRequirements r: a GPU resource in its limits or
+// requests, or a device claim.
+var resourcesGPU = `  (has(r.claims) && size(r.claims) > 0) ||
+  (has(r.limits) && r.limits.exists(k, k.matches('` + gpuPattern + `'))) ||
+  (has(r.requests) && r.requests.exists(k, k.matches('` + gpuPattern + `'))))`
+
+// joinLists concatenates CEL lists.
+func joinLists(parts []string) string {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	return "(" + strings.Join(parts, " +\n  ") + ")"
 }
 
 // templateList is a CEL list of the templates at path p (see TemplatesGPU), empty where they are not set.

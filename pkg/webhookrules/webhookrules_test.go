@@ -64,7 +64,8 @@ func TestEveryKindHasItsRules(t *testing.T) {
 			t.Errorf("%s: a validating rule for its scale subresource: %v, want %v", k, got, k.Scale)
 		}
 		for _, p := range k.Templates {
-			if head, _, _ := strings.Cut(p, "[]"); !strings.Contains(string(m), "object."+head) {
+			head, _, _ := strings.Cut(strings.TrimSuffix(p, mutate.ResourcesPath), "[]")
+			if head, _, _ = strings.Cut(head, "{}"); !strings.Contains(string(m), "object."+head) {
 				t.Errorf("%s: the mutating condition does not read %s", k, p)
 			}
 		}

@@ -305,7 +305,9 @@ func TestRBAC(t *testing.T) {
 		"kueue.x-k8s.io/resourceflavors":            {"get", "list", "watch"},
 		"kueue.x-k8s.io/localqueues":                {"create", "get", "list", "watch"},
 	}
-	clusterWant["apps/deployments"] = []string{"get"} // the Deployment behind a scale-up
+	clusterWant["apps/deployments"] = []string{"get"}                          // the Deployment behind a scale-up
+	clusterWant["leaderworkerset.x-k8s.io/leaderworkersets"] = []string{"get"} // the LeaderWorkerSet behind a scale-up
+	clusterWant["kubeflow.org/pytorchjobs"] = []string{"get"}                  // the PyTorchJob behind a scale-up
 	roleWant := map[string][]string{
 		"coordination.k8s.io/leases": {"create", "get", "update"},
 		"/events":                    {"create", "patch"},

@@ -28,7 +28,8 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 	pol := &policy.Policy{Name: "team-ml", Mode: policy.Enforce}
 	owners := [][2]string{{"batch/v1", "Job"}, {"apps/v1", "Deployment"}, {"apps/v1", "ReplicaSet"}, {"apps/v1", "StatefulSet"},
 		{"apps/v1", "DaemonSet"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"}, {"jobset.x-k8s.io/v1alpha2", "JobSet"},
-		{"v1", "ConfigMap"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
+		{"v1", "ConfigMap"}, {"v1", "Pod"}, {"leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"}, {"kubeflow.org/v1", "PyTorchJob"},
+		{"trainer.kubeflow.org/v1alpha1", "TrainJob"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
 	objects := map[string]func(refs []metav1.OwnerReference) runtime.Object{
 		"pods": func(refs []metav1.OwnerReference) runtime.Object {
 			p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns, OwnerReferences: refs},

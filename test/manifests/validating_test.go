@@ -53,7 +53,7 @@ func validatingWant() []webhookWant {
 		if u.CreateOnly {
 			w.ops = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
 		}
-		if u.Controlled {
+		if u.Controlled && !u.CreateOnly { // a Pod that controls is not sent on UPDATE
 			w.conditions[1] = "not-from-a-controller-or-update"
 		}
 		out = append(out, w)
