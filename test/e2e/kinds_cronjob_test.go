@@ -29,7 +29,7 @@ func cronJob(name, ns string) *batchv1.CronJob {
 // Scenario: a CronJob is checked when it is created, not when its first Job is (kube-controller-
 // manager, which would create that Job at 03:00, does not even run here): a bad kaiwo annotation,
 // on the CronJob or on its job template, is denied at create with a message naming the annotation
-// and its value, and nothing is stored; a good one is stored with its job template queued
+// and its value (or, for an unknown key, the key meant), and nothing is stored; a good one is stored with its job template queued
 // (queue label and suspend, as Kueue's batch/job integration expects of the Jobs) and its GPUs.
 func TestKindsCronJobCheckedAtCreate(t *testing.T) {
 	ns := "e2e-kinds-cronjob"
@@ -37,11 +37,12 @@ func TestKindsCronJobCheckedAtCreate(t *testing.T) {
 	for _, c := range []struct {
 		name, key, value string
 		onTemplate       bool
+		want             []string // in the denial
 	}{
-		{"gpus not a number", annotations.GPUs, "many", false},
-		{"gpus more than a node", annotations.GPUs, "16", false},
-		{"unknown key", "kaiwo.silogen.ai/gpu", "1", false},
-		{"gpus not a number on the job template", annotations.GPUs, "many", true},
+		{"gpus not a number", annotations.GPUs, "many", false, []string{annotations.GPUs, `"many"`}},
+		{"gpus more than a node", annotations.GPUs, "16", false, []string{annotations.GPUs, `"16"`, "8 GPUs of a node"}},
+		{"unknown key", "kaiwo.silogen.ai/gpu", "1", false, []string{"kaiwo.silogen.ai/gpu", "did you mean \"" + annotations.GPUs + "\""}},
+		{"gpus not a number on the job template", annotations.GPUs, "many", true, []string{annotations.GPUs, `"many"`}},
 	} {
 		cj := cronJob("bad", ns)
 		m := &cj.ObjectMeta
@@ -58,8 +59,10 @@ func TestKindsCronJobCheckedAtCreate(t *testing.T) {
 		if !apierrors.IsInvalid(err) && !apierrors.IsForbidden(err) && !apierrors.IsBadRequest(err) {
 			t.Errorf("%s: want a denial, got %v", c.name, err)
 		}
-		if msg := err.Error(); !strings.Contains(msg, c.key) || !strings.Contains(msg, c.value) {
-			t.Errorf("%s: denial does not name %s and %q: %v", c.name, c.key, c.value, err)
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: denial does not say %s: %v", c.name, w, err)
+			}
 		}
 		if err := k8s.Get(bg, client.ObjectKeyFromObject(cj), &batchv1.CronJob{}); !apierrors.IsNotFound(err) {
 			t.Errorf("%s: the denied CronJob is stored (get: %v)", c.name, err)
