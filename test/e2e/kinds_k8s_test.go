@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -82,4 +84,50 @@ func TestKindsCronJobCheckedAtCreate(t *testing.T) {
 	if g := gpuLimit(jt.Spec.Template.Spec.Containers[0]); g != 4 {
 		t.Errorf("job template amd.com/gpu limit = %d, want 4", g)
 	}
+}
+
+// Scenario: a bare Pod asking GPUs by annotation is mutated (GPUs, queue label) and queued through
+// Kueue's pod integration, with no kubelet: Kueue's webhook gates it, Kueue admits its Workload
+// against the GPU quota and removes the gate.
+func TestKindsPodQueuedByKueue(t *testing.T) {
+	ns := "e2e-kinds-pod"
+	namespace(t, ns, nil)
+	clusterQueue(t, "cq-kinds-pod", 8)
+	localQueue(t, ns, "kaiwo", "cq-kinds-pod")
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "notebook", Namespace: ns, Annotations: map[string]string{annotations.GPUs: "8"}},
+		Spec:       corev1.PodSpec{RestartPolicy: corev1.RestartPolicyNever, Containers: []corev1.Container{{Name: "main", Image: "busybox"}}},
+	}
+	mustCreate(t, p)
+	if q := p.Labels[annotations.KueueQueueName]; q != "kaiwo" {
+		t.Fatalf("Pod labels %v, want queue-name kaiwo", p.Labels)
+	}
+	if g := gpuLimit(p.Spec.Containers[0]); g != 8 {
+		t.Errorf("Pod amd.com/gpu limit = %d, want 8", g)
+	}
+	if !hasGate(p, kueueAdmissionGate) {
+		t.Errorf("Pod scheduling gates %v: Kueue's pod webhook did not gate it", p.Spec.SchedulingGates)
+	}
+	wl := waitAdmitted(t, ns, "Pod", p.Name)
+	if a := wl.Status.Admission.PodSetAssignments; len(a) != 1 || a[0].ResourceUsage.Name(gpu, resource.DecimalSI).Value() != 8 {
+		t.Errorf("admission %+v, want 8 %s", a, gpu)
+	}
+	eventually(t, "Pod ungated by Kueue", func() error {
+		get(t, p)
+		if hasGate(p, kueueAdmissionGate) {
+			return fmt.Errorf("scheduling gates %v", p.Spec.SchedulingGates)
+		}
+		return nil
+	})
+}
+
+const kueueAdmissionGate = "kueue.x-k8s.io/admission"
+
+func hasGate(p *corev1.Pod, name string) bool {
+	for _, g := range p.Spec.SchedulingGates {
+		if g.Name == name {
+			return true
+		}
+	}
+	return false
 }
