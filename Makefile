@@ -39,7 +39,7 @@ lint:
 bench:
 	hack/bench.sh
 
-# Regenerate deepcopy and CRDs.
+# Regenerate deepcopy, CRDs and the webhook rules of the registered kinds.
 generate:
 	hack/generate.sh
 

@@ -50,7 +50,7 @@ func (r controlledReplicaSet) pods() []pods {
 // another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
 // workload already checked, or orphan the object (the garbage collector); a team user is neither. An object
 // that the update makes controlled is checked as ValidateUnhandledBy checks a new one.
-func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
+func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
@@ -64,29 +64,24 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
 		return nil // a controller's update, such as the garbage collector's that orphans the object
 	}
-	if !controlledByHandled(gjson.ParseBytes(oldRaw)) {
+	if !r.controlledByHandled(gjson.ParseBytes(oldRaw)) {
 		// An owner reference added by this update is the object's word, as on CREATE.
-		return ValidateUnhandledBy(raw, pol, user)
+		return r.ValidateUnhandledBy(raw, pol, user)
 	}
-	if err := ValidateUnhandled(raw, pol); err != nil {
+	if err := r.ValidateUnhandled(raw, pol); err != nil {
 		return err
 	}
-	var w, old podSource
-	switch doc.Get("apiVersion").String() + " " + doc.Get("kind").String() {
-	case "ray.io/v1 RayCluster":
-		var c, o rayv1.RayCluster
-		if err := decodeBoth(raw, oldRaw, &c, &o); err != nil {
-			return err
-		}
-		w, old = controlledCluster{&c.Spec}, controlledCluster{&o.Spec}
-	case "apps/v1 ReplicaSet":
-		var r, o appsv1.ReplicaSet
-		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
-			return err
-		}
-		w, old = controlledReplicaSet{&r}, controlledReplicaSet{&o}
-	default:
+	u, ok := r.unhandledOf(doc)
+	if !ok || u.controlled == nil {
 		return nil // a Pod's resources cannot grow; other kinds are not created by a handled workload
+	}
+	w, err := u.controlled(raw)
+	if err != nil {
+		return fmt.Errorf("decoding object: %w", err)
+	}
+	old, err := u.controlled(oldRaw)
+	if err != nil {
+		return fmt.Errorf("decoding the old object: %w", err)
 	}
 	if errs := newTemplateErrors(w.templates(), old.templates(), pol); len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
@@ -97,14 +92,18 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 	return nil
 }
 
-func decodeBoth(raw, oldRaw []byte, obj, old any) error {
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
-		return fmt.Errorf("decoding object: %w", err)
-	}
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(oldRaw, old); err != nil {
-		return fmt.Errorf("decoding the old object: %w", err)
-	}
-	return nil
+// controlledRayCluster reads a RayCluster that a RayJob or RayService controls.
+func controlledRayCluster(raw []byte) (podSource, error) {
+	var c rayv1.RayCluster
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &c)
+	return controlledCluster{&c.Spec}, err
+}
+
+// controlledReplicaSetOf reads a ReplicaSet that a Deployment controls.
+func controlledReplicaSetOf(raw []byte) (podSource, error) {
+	var rs appsv1.ReplicaSet
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &rs)
+	return controlledReplicaSet{&rs}, err
 }
 
 // newTemplateErrors are the template rules' errors of the changed templates of ts that the template at the

@@ -14,7 +14,26 @@ import (
 // deployment adapts an apps/v1 Deployment: one pod template, GPUs per pod; Kueue manages its pods.
 type deployment appsv1.Deployment
 
-var _ workload = (*deployment)(nil)
+var (
+	_ workload = (*deployment)(nil)
+	_ scaler   = (*deployment)(nil)
+)
+
+// deploymentKind registers apps/v1 Deployments: a serving kind, mutated on CREATE and UPDATE, with a
+// scale subresource.
+type deploymentKind struct{}
+
+func (deploymentKind) Info() KindInfo {
+	return KindInfo{GVK: appsv1.SchemeGroupVersion.WithKind("Deployment"), Resource: "deployments",
+		Serving: true, Update: true, Scale: true, Templates: []string{"spec.template"}}
+}
+
+func (deploymentKind) New() client.Object { return &appsv1.Deployment{} }
+
+func (deploymentKind) adapt(o client.Object, _ []byte) (workload, error) {
+	d, err := as[*appsv1.Deployment](o)
+	return (*deployment)(d), err
+}
 
 func (d *deployment) object() client.Object { return (*appsv1.Deployment)(d) }
 
@@ -27,6 +46,8 @@ func (d *deployment) pods() []pods {
 	n := int64(ptr.Deref(d.Spec.Replicas, 1))
 	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
 }
+
+func (d *deployment) setReplicas(n int32) { d.Spec.Replicas = &n }
 
 func (d *deployment) check() field.ErrorList { return nil }
 

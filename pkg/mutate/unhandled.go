@@ -12,14 +12,6 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// podOwners are the controllers whose objects come from a template a handled workload (or this check) has
-// already seen: a Job's Pods, a Deployment's ReplicaSets and their Pods, a RayJob's or RayService's
-// RayCluster and its Pods.
-var podOwners = map[string]bool{
-	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true,
-	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
-}
-
 // ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
 // RayCluster, a StatefulSet, ...): in an Enforce namespace, one that asks anywhere for amd.com/gpu or
 // nvidia.com/gpu (any resources.limits or resources.requests in the object, so every pod template of every
@@ -27,8 +19,8 @@ var podOwners = map[string]bool{
 // a message naming the supported kinds. An object whose controller (owner reference with controller: true)
 // is a handled kind, a ReplicaSet or a RayCluster passes: its template was checked when its workload was.
 // The owner reference is what the object says; ValidateUnhandledBy also asks who makes the request.
-func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
-	return validateUnhandled(raw, pol, "", false)
+func (r *Registry) ValidateUnhandled(raw []byte, pol *policy.Policy) error {
+	return r.validateUnhandled(raw, pol, "", false)
 }
 
 // ValidateUnhandledBy is ValidateUnhandled for a request of user: the owner reference exempts the object
@@ -36,12 +28,12 @@ func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
 // controller's or KubeRay's, or a system user such as system:kube-controller-manager), so that a team user
 // who writes a controller reference by hand gets no GPUs past the check. An empty user (offline, unknown)
 // trusts the owner reference.
-func ValidateUnhandledBy(raw []byte, pol *policy.Policy, user string) error {
-	return validateUnhandled(raw, pol, user, user != "")
+func (r *Registry) ValidateUnhandledBy(raw []byte, pol *policy.Policy, user string) error {
+	return r.validateUnhandled(raw, pol, user, user != "")
 }
 
 // validateUnhandled: with byController, the owner reference exempts the object only when user is a controller.
-func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController bool) error {
+func (r *Registry) validateUnhandled(raw []byte, pol *policy.Policy, user string, byController bool) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
@@ -55,7 +47,7 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 	if doc.Get("metadata.deletionTimestamp").Exists() {
 		return nil
 	}
-	controlled := controlledByHandled(doc)
+	controlled := r.controlledByHandled(doc)
 	if controlled && (!byController || systemRequest(user, doc.Get("metadata.namespace").String())) {
 		return nil
 	}
@@ -65,7 +57,7 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 	}
 	kind := doc.Get("apiVersion").String() + " " + doc.Get("kind").String()
 	msg := fmt.Sprintf("%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo cannot yet apply the policy to a %s: use one of %s",
-		p, q, pol.Name, strings.TrimSpace(kind), supportedKinds())
+		p, q, pol.Name, strings.TrimSpace(kind), r.supported)
 	if controlled {
 		msg += fmt.Sprintf("; its controller owner reference exempts it only when a controller makes the request, not %q", user)
 	}
@@ -74,9 +66,9 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 
 // controlledByHandled reports whether the object's controller owner reference names a handled kind, a
 // ReplicaSet or a RayCluster.
-func controlledByHandled(doc gjson.Result) bool {
+func (r *Registry) controlledByHandled(doc gjson.Result) bool {
 	for _, o := range doc.Get("metadata.ownerReferences").Array() {
-		if o.Get("controller").Bool() && podOwners[o.Get("apiVersion").String()+" "+o.Get("kind").String()] {
+		if o.Get("controller").Bool() && r.podOwner(o.Get("apiVersion").String(), o.Get("kind").String()) {
 			return true
 		}
 	}

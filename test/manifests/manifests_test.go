@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -152,15 +153,24 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("CRD spec", find(t, k, "CustomResourceDefinition", "").Object["spec"], find(t, c, "CustomResourceDefinition", "").Object["spec"])
 }
 
-// mutatingWant is the contract of each mutating webhook, apart from its match condition.
-var mutatingWant = []struct {
+// mutatingWant is the contract of each mutating webhook, apart from its match condition: one per kind of
+// the registry serve is given, CREATE, and UPDATE for the kinds mutated on UPDATE.
+func mutatingWant() []webhookWant {
+	var out []webhookWant
+	for _, k := range mutate.Builtin().Kinds() {
+		ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+		if k.Update {
+			ops = append(ops, admissionregistrationv1.Update)
+		}
+		out = append(out, webhookWant{k.Resource + ".kaiwo.silogen.ai", k.GVK.Group, k.Resource, ops, []string{condition}})
+	}
+	return out
+}
+
+type webhookWant struct {
 	name, group, resource string
 	ops                   []admissionregistrationv1.OperationType
-}{
-	{"jobs.kaiwo.silogen.ai", "batch", "jobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"rayjobs.kaiwo.silogen.ai", "ray.io", "rayjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"deployments.kaiwo.silogen.ai", "apps", "deployments", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+	conditions            []string
 }
 
 func TestWebhookConfiguration(t *testing.T) {
@@ -186,6 +196,7 @@ func TestWebhookConfiguration(t *testing.T) {
 			if got := m.Annotations[injectCAFrom]; got != certRef {
 				t.Errorf("MutatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
 			}
+			mutatingWant := mutatingWant()
 			if len(m.Webhooks) != len(mutatingWant) {
 				t.Fatalf("%d mutating webhooks, want %d", len(m.Webhooks), len(mutatingWant))
 			}

@@ -21,7 +21,7 @@ import (
 )
 
 // TestUnhandledConditionsAgreeWithTheServer: a Pod, RayCluster or StatefulSet that the match
-// conditions keep away from the validator is one the server would allow (mutate.ValidateUnhandledBy
+// conditions keep away from the validator is one the server would allow (Registry.ValidateUnhandledBy
 // under an Enforce policy), whatever controls it and whoever creates it; and every one the server
 // would deny is sent.
 func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
@@ -85,7 +85,7 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						denied := mutate.ValidateUnhandledBy(raw, pol, username) != nil
+						denied := mutate.Builtin().ValidateUnhandledBy(raw, pol, username) != nil
 						res := matchRequestBy(t, w, admission.Create, obj, nil, username)
 						if res.Error != nil {
 							t.Fatalf("%s %s owned by %v: %v", render, resource, o, res.Error)
