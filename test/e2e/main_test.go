@@ -91,9 +91,7 @@ func run(m *testing.M) (code int) {
 		return fail(err)
 	}
 	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
-		}
+		stopProcs()
 		if code != 0 {
 			for _, p := range procs {
 				p.tail(40)
@@ -134,7 +132,9 @@ func run(m *testing.M) (code int) {
 	if err != nil {
 		return fail(fmt.Errorf("starting etcd and kube-apiserver: %w", err))
 	}
-	defer func() { _ = testEnv.Stop() }()
+	// The components stop first, while the API server still answers them: stopped under them, it
+	// waits its whole shutdown timeout for their watches, and they for it.
+	defer func() { stopProcs(); _ = testEnv.Stop() }()
 	scheme := server.Scheme()
 	for _, add := range []func(*runtime.Scheme) error{rayv1.AddToScheme, apiextensionsv1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -193,6 +193,13 @@ func run(m *testing.M) (code int) {
 	}
 	fmt.Printf("e2e: all components up in %v\n", time.Since(start).Round(time.Second))
 	return m.Run()
+}
+
+// stopProcs stops every component, the last started first; stopping a stopped one does nothing.
+func stopProcs() {
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop()
+	}
 }
 
 func fail(err error) int {
