@@ -634,7 +634,7 @@ func TestChartValues(t *testing.T) {
 }
 
 // TestChartCRDIsCurrent: the chart ships a copy of config/crd's CRD (Helm reads
-// no file outside the chart). `go test ./test/manifests -update` refreshes it.
+// no file outside the chart). `go -C test test ./manifests -update` refreshes it.
 func TestChartCRDIsCurrent(t *testing.T) {
 	src := filepath.Join(root(t), "config", "crd", crdFile)
 	dst := filepath.Join(chartDir(t), "files", crdFile)
@@ -652,7 +652,7 @@ func TestChartCRDIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(want, got) {
-		t.Fatalf("%s differs from %s: run `go test ./test/manifests -update`", dst, src)
+		t.Fatalf("%s differs from %s: run `go -C test test ./manifests -update`", dst, src)
 	}
 	var crd apiextensionsv1.CustomResourceDefinition
 	if err := yaml.UnmarshalStrict(want, &crd); err != nil {
