@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	jobsetv1alpha2 "sigs.k8s.io/jobset/api/jobset/v1alpha2"
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -91,6 +92,9 @@ func Scheme() *runtime.Scheme {
 	if err := rayv1.AddToScheme(s); err != nil {
 		panic(err)
 	}
+	if err := jobsetv1alpha2.AddToScheme(s); err != nil {
+		panic(err)
+	}
 	return s
 }
 
@@ -100,6 +104,7 @@ func Scheme() *runtime.Scheme {
 func Defaulter(p server.Policies, kind string) (http.Handler, error) {
 	objs := map[string]runtime.Object{
 		"Job": &batchv1.Job{}, "Deployment": &appsv1.Deployment{}, "RayJob": &rayv1.RayJob{}, "RayService": &rayv1.RayService{},
+		"JobSet": &jobsetv1alpha2.JobSet{},
 	}
 	obj, ok := objs[kind]
 	if !ok {
@@ -135,6 +140,7 @@ func Review(p Payload) []byte {
 		"Deployment": {Group: "apps", Version: "v1", Kind: "Deployment"},
 		"RayJob":     {Group: "ray.io", Version: "v1", Kind: "RayJob"},
 		"RayService": {Group: "ray.io", Version: "v1", Kind: "RayService"},
+		"JobSet":     {Group: "jobset.x-k8s.io", Version: "v1alpha2", Kind: "JobSet"},
 	}[p.Kind]
 	var meta struct {
 		Metadata struct {

@@ -83,7 +83,7 @@ func layerB(t *testing.T, r *report) {
 		}
 		body := Review(p)
 		rounds := 3
-		if p.Name == "job8k" || p.Name == "rayjob" {
+		if p.Name == "job8k" || p.Name == "rayjob" || p.Name == "jobset" {
 			rounds = 7
 		}
 		ns := map[string][]float64{}
@@ -120,6 +120,8 @@ func layerB(t *testing.T, r *report) {
 			r.detail("handler_bytes_per_job8k", bytesOp["kaiwo"])
 		case "rayjob":
 			r.set("handler_rayjob_vs_noop", ratio)
+		case "jobset":
+			r.set("handler_jobset_vs_noop", ratio)
 		}
 	}
 	b.WriteString("\n")

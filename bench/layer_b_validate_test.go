@@ -20,6 +20,7 @@ const validateKey = "handler_validate_job8k_vs_noop"
 // report them once a run measured them (the files committed before have none).
 var laterGoals = []goal{
 	{validateKey, "validating handler, the mutated 8 KB Job, vs the no-op floor (B)", true, 0},
+	{"handler_jobset_vs_noop", "handler, 9 KB JobSet (a multi-pod kind beside the RayJob), vs the no-op floor (B)", true, 0},
 }
 
 // BenchmarkValidate: the workload validator (decode, policy lookup, mutate.Validate, metrics)

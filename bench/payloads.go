@@ -27,7 +27,7 @@ const (
 const MutatedSuffix = "-mutated"
 
 // Bases are the payloads as users submit them. Each has a Base+MutatedSuffix variant.
-var Bases = []string{"job2k", "job8k", "rayjob", "deployment", "rayservice", "env1000"}
+var Bases = []string{"job2k", "job8k", "rayjob", "deployment", "rayservice", "env1000", "jobset"}
 
 // Payload is one object as the API server sends it to the webhook.
 type Payload struct {

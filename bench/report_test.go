@@ -233,6 +233,7 @@ func payloadSection() string {
 		"deployment": "a vLLM Deployment, 1 GPU per replica, probes",
 		"rayservice": "a RayService, 16 GPUs planned as 2 x 8, GPU model affinity",
 		"env1000":    "pathological: job2k with 1,000 env vars in `kaiwo.silogen.ai/env`",
+		"jobset":     "a JobSet: loaders (2 Jobs, an init container), trainers (one indexed Job of 4 pods) and an evaluator; 16 GPUs planned as 2 pods x 8 on the trainers",
 	}
 	ps, err := LoadAll()
 	if err != nil {

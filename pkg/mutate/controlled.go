@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -19,14 +18,6 @@ type podSource interface {
 	templates() []template
 	pods() []pods
 }
-
-// controlledCluster is a RayCluster that a RayJob or RayService controls.
-type controlledCluster struct{ spec *rayv1.RayClusterSpec }
-
-func (c controlledCluster) templates() []template {
-	return clusterTemplates(c.spec, field.NewPath("spec"))
-}
-func (c controlledCluster) pods() []pods { return rayPods(c.spec, field.NewPath("spec")) }
 
 // controlledReplicaSet is a ReplicaSet that a Deployment controls.
 type controlledReplicaSet struct{ rs *appsv1.ReplicaSet }
@@ -83,6 +74,12 @@ func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Polic
 	if err != nil {
 		return fmt.Errorf("decoding the old object: %w", err)
 	}
+	return controlledEdit(w, old, pol)
+}
+
+// controlledEdit holds a team user's edit of a controlled object to its workload's rules: no template rule
+// broken that the stored template kept, no growth past the limits.
+func controlledEdit(w, old podSource, pol *policy.Policy) error {
 	if errs := newTemplateErrors(w.templates(), old.templates(), pol); len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
 	}
@@ -90,13 +87,6 @@ func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Polic
 		return d
 	}
 	return nil
-}
-
-// controlledRayCluster reads a RayCluster that a RayJob or RayService controls.
-func controlledRayCluster(raw []byte) (podSource, error) {
-	var c rayv1.RayCluster
-	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &c)
-	return controlledCluster{&c.Spec}, err
 }
 
 // controlledReplicaSetOf reads a ReplicaSet that a Deployment controls.

@@ -9,8 +9,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	. "github.com/silogen/kaiwo-webhook/internal/testobj"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -164,7 +166,13 @@ func checkControlled(t *testing.T, obj, old any, p, def *policy.Policy, as strin
 	}
 	raw, _ := json.Marshal(obj)
 	oldRaw, _ := json.Marshal(old)
-	err := kinds.ValidateUnhandledUpdate(raw, oldRaw, p, as)
+	// The server sends a handled kind (a RayCluster) to Validate, which checks a part of a workload so.
+	var err error
+	if o, ok := obj.(client.Object); ok && kindOf(o).Resource != "" {
+		_, err = validateIn(mutate.Review{Operation: mutate.OpUpdate, Object: o, Raw: raw, Old: old.(client.Object), OldRaw: oldRaw, Policy: p, User: as})
+	} else {
+		err = kinds.ValidateUnhandledUpdate(raw, oldRaw, p, as)
+	}
 	if want == nil {
 		if err != nil {
 			t.Fatalf("want allowed, got %v", err)

@@ -49,6 +49,7 @@ func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object,
 		}
 		lt.kueueStart = suspended(old) && !suspended(w) && controllerOutside(user, obj.GetNamespace())
 	}
+	errs = append(errs, kueueErrors(obj, w)...)
 	errs = append(errs, checkTemplateQueues(queueTs, obj, pol)...)
 	errs = append(errs, templateRules(ts, pol, lt)...)
 	if len(errs) > 0 {

@@ -1,7 +1,6 @@
 package mutate
 
 import (
-	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -41,12 +40,6 @@ func gpuKinds() []UnhandledKind {
 				"never slowed by the webhook. A controller is a service account of another namespace or a system: " +
 				"user (not anonymous); an owner reference a team user writes by hand exempts nothing. The owner " +
 				"list and the users are the server's (Registry.ValidateUnhandledBy)."},
-		{GVK: rayv1.GroupVersion.WithKind("RayCluster"), Resource: "rayclusters", Controlled: true,
-			Templates:  []string{"spec.headGroupSpec.template", "spec.workerGroupSpecs[].template"},
-			controlled: controlledRayCluster,
-			Note: "RayClusters of a RayJob or RayService were checked as that workload when created; an UPDATE of " +
-				"one is sent, so that a team user's edit is held to that workload's rules (controllers' updates " +
-				"pass: Registry.ValidateUnhandledUpdate)."},
 		{GVK: appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), Resource: "replicasets", Controlled: true,
 			Templates: []string{"spec.template"}, controlled: controlledReplicaSetOf,
 			Note: "A Deployment's ReplicaSets were checked as the Deployment; a ReplicaSet written by hand would " +

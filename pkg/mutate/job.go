@@ -21,7 +21,8 @@ var (
 type jobKind struct{}
 
 func (jobKind) Info() KindInfo {
-	return KindInfo{GVK: batchv1.SchemeGroupVersion.WithKind("Job"), Resource: "jobs", Templates: []string{"spec.template"}}
+	return KindInfo{GVK: batchv1.SchemeGroupVersion.WithKind("Job"), Resource: "jobs", Templates: []string{"spec.template"},
+		PartOf: []string{"jobset.x-k8s.io/v1alpha2/JobSet"}}
 }
 
 func (jobKind) New() client.Object { return &batchv1.Job{} }
@@ -38,13 +39,16 @@ func (j *job) templates() []template {
 }
 
 // pods: spec.parallelism (default 1), bounded by spec.completions, as Kueue counts a Job's pods.
-func (j *job) pods() []pods {
-	n := int64(ptr.Deref(j.Spec.Parallelism, 1))
-	why := fmt.Sprintf("spec.parallelism=%d", n)
-	if c := j.Spec.Completions; c != nil && int64(*c) < n {
-		n, why = int64(*c), fmt.Sprintf("spec.completions=%d", *c)
+func (j *job) pods() []pods { return []pods{jobPods(&j.Spec, field.NewPath("spec"))} }
+
+// jobPods is the most pods of a Job spec at p that run at once: parallelism (default 1), bounded by completions.
+func jobPods(spec *batchv1.JobSpec, p *field.Path) pods {
+	n := int64(ptr.Deref(spec.Parallelism, 1))
+	why := fmt.Sprintf("%s=%d", p.Child("parallelism"), n)
+	if c := spec.Completions; c != nil && int64(*c) < n {
+		n, why = int64(*c), fmt.Sprintf("%s=%d", p.Child("completions"), *c)
 	}
-	return []pods{{max(n, 0), why}}
+	return pods{max(n, 0), why}
 }
 
 func (j *job) check() field.ErrorList { return nil }

@@ -41,6 +41,10 @@ type KindInfo struct {
 	// field meaning each of its items (spec.rayClusterSpec.workerGroupSpecs[].template). They are the
 	// paths of the workload adapter's templates(), in the same order.
 	Templates []string
+	// PartOf are the workloads ("apiVersion/Kind", ray.io/v1/RayJob) whose controller makes an object of
+	// this kind that it controls a part of them (a RayJob's RayCluster, a JobSet's Jobs): the mutating
+	// webhook leaves a part alone and the validating one checks it as a controlled object (see parts.go).
+	PartOf []string
 }
 
 // Kind is a registered kind: its description and its Adapter. The zero Kind is no kind.
@@ -82,7 +86,7 @@ func NewRegistry(adapters []Adapter, unhandled []UnhandledKind) (*Registry, erro
 	names := make([]string, 0, len(adapters))
 	for _, a := range adapters {
 		k := Kind{KindInfo: a.Info(), adapter: a}
-		k.Templates = slices.Clone(k.Templates)
+		k.Templates, k.PartOf = slices.Clone(k.Templates), slices.Clone(k.PartOf)
 		switch {
 		case k.GVK.Version == "" || k.GVK.Kind == "" || k.Resource == "":
 			return nil, fmt.Errorf("kind %q: apiVersion, kind and resource are required", k.String())
@@ -137,6 +141,8 @@ func Builtin() *Registry {
 		rayJobKind{},
 		rayServiceKind{},
 		deploymentKind{},
+		rayClusterKind{},
+		jobSetKind{},
 	}, gpuKinds())
 	if err != nil {
 		panic(err) // the built-in list is fixed at compile time; its tests build it

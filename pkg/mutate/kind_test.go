@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	jobsetv1alpha2 "sigs.k8s.io/jobset/api/jobset/v1alpha2"
 )
 
 // brokenKind is a kind whose description the test sets.
@@ -97,6 +98,8 @@ func TestTemplatePathsAreTheAdapters(t *testing.T) {
 			WorkerGroupSpecs: []rayv1.WorkerGroupSpec{{}, {}}}}},
 		"RayService": &rayv1.RayService{Spec: rayv1.RayServiceSpec{RayClusterSpec: rayv1.RayClusterSpec{
 			WorkerGroupSpecs: []rayv1.WorkerGroupSpec{{}, {}}}}},
+		"RayCluster": &rayv1.RayCluster{Spec: rayv1.RayClusterSpec{WorkerGroupSpecs: []rayv1.WorkerGroupSpec{{}, {}}}},
+		"JobSet":     &jobsetv1alpha2.JobSet{Spec: jobsetv1alpha2.JobSetSpec{ReplicatedJobs: []jobsetv1alpha2.ReplicatedJob{{}, {}}}},
 	}
 	index := regexp.MustCompile(`\[[0-9]+\]`)
 	for _, k := range Builtin().Kinds() {

@@ -90,6 +90,9 @@ type Applied struct {
 // Mutate Kaiwo-ifies a copy of in.Object. It is pure: no I/O, no clock, no globals that change.
 func Mutate(in Input) (*Output, error) {
 	kind := in.Kind
+	if kind.partOf(in.Object) != "" {
+		return &Output{Object: in.Object}, nil // checked as the workload it is a part of
+	}
 	pol := in.Policy
 	if pol == nil {
 		pol = policy.Default()

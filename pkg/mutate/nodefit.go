@@ -74,7 +74,7 @@ func (s *settings) podGPUs() (*int32, *field.Error) {
 	if o.GPUsPerReplica == nil {
 		if s.gpus != nil {
 			if err := s.fitNode(int64(*s.gpus), annotationsPath.Key(annotations.GPUs), strconv.Itoa(int(*s.gpus)), "kaiwo.silogen.ai/gpus"); err != nil {
-				err.Detail += "; use a RayJob or RayService to span nodes"
+				err.Detail += "; use a RayJob, RayCluster or JobSet to span nodes"
 				return nil, err
 			}
 		}
@@ -91,7 +91,7 @@ func (s *settings) podGPUs() (*int32, *field.Error) {
 			fmt.Sprintf("must equal %s, the pod's GPUs; remove one of them", why))
 	}
 	if err := s.fitNode(prod, annotationsPath.Key(annotations.GPUsPerReplica), strconv.Itoa(int(*o.GPUsPerReplica)), why+" for the pod"); err != nil {
-		err.Detail += "; use a RayJob or RayService to span nodes"
+		err.Detail += "; use a RayJob, RayCluster or JobSet to span nodes"
 		return nil, err
 	}
 	n := int32(prod) // at most perNode, which is an int32

@@ -78,7 +78,7 @@ func TestPlansANodeCannotHold(t *testing.T) {
 		"rayservice gpus-per-replica": {obj: MakeRayService("s", "ml", "w").Annotate(annotations.Replicas, "1").Annotate(annotations.GPUsPerReplica, "16").Obj(),
 			want: []string{"kaiwo.silogen.ai/gpus-per-replica", `"16"`, node8}},
 		"job gpus more than a node": {obj: job(annotations.GPUs, "16").Obj(),
-			want: []string{"metadata.annotations[kaiwo.silogen.ai/gpus]", `"16"`, node8, "use a RayJob or RayService"}},
+			want: []string{"metadata.annotations[kaiwo.silogen.ai/gpus]", `"16"`, node8, "use a RayJob, RayCluster or JobSet"}},
 		"job replicas x gpus-per-replica more than a node": {obj: job(annotations.Replicas, "2", annotations.GPUsPerReplica, "8").Obj(),
 			want: []string{"kaiwo.silogen.ai/gpus-per-replica", `"8"`, "replicas x gpus-per-replica = 2 x 8 = 16 for the pod", node8}},
 		"job replicas x gpus-per-replica disagree with gpus": {obj: job(annotations.GPUs, "4", annotations.Replicas, "2", annotations.GPUsPerReplica, "4").Obj(),

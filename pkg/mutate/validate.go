@@ -48,6 +48,8 @@ func Validate(r Review) ([]string, error) {
 		return nil, nil // DELETE and CONNECT carry no new object; finalizers must be removable
 	case r.Operation == OpUpdate && r.Old == nil:
 		return nil, fmt.Errorf("an UPDATE needs the old object")
+	case kind.partOf(r.Object) != "" || r.Operation == OpUpdate && kind.partOf(r.Old) != "":
+		return nil, validatePart(kind, r, pol)
 	}
 	w, err := kind.adapt(r.Object, r.Raw)
 	if err != nil {

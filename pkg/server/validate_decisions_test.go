@@ -97,8 +97,17 @@ func TestValidatorDecisions(t *testing.T) {
 		"GPU StatefulSet": {vreq{op: admissionv1.Create, obj: unhandledObj("apps/v1", "StatefulSet", `"template":`+gpuTemplate)}, []string{"Enforce", "apps/v1 StatefulSet"}},
 		"plain StatefulSet UPDATE to GPUs": {vreq{op: admissionv1.Update, obj: unhandledObj("apps/v1", "StatefulSet", `"template":`+gpuTemplate),
 			old: unhandledObj("apps/v1", "StatefulSet", `"template":{"spec":{"containers":[{"name":"c","image":"x"}]}}`)}, []string{"Enforce"}},
-		"GPU CronJob":    {vreq{op: admissionv1.Create, obj: unhandledObj("batch/v1", "CronJob", `"schedule":"@daily","jobTemplate":{"spec":{"template":`+gpuTemplate+`}}`)}, []string{"Enforce", "batch/v1 CronJob"}},
-		"GPU RayCluster": {vreq{op: admissionv1.Create, obj: unhandledObj("ray.io/v1", "RayCluster", `"headGroupSpec":{"template":`+gpuTemplate+`}`)}, []string{"Enforce", "ray.io/v1 RayCluster"}},
+		"GPU CronJob": {vreq{op: admissionv1.Create, obj: unhandledObj("batch/v1", "CronJob", `"schedule":"@daily","jobTemplate":{"spec":{"template":`+gpuTemplate+`}}`)}, []string{"Enforce", "batch/v1 CronJob"}},
+		// A RayCluster is handled: one the mutating webhook did not see lacks what it records.
+		"GPU RayCluster not mutated": {vreq{op: admissionv1.Create, obj: unhandledObj("ray.io/v1", "RayCluster", `"headGroupSpec":{"template":`+gpuTemplate+`}`)}, []string{annotations.User}},
+		"RayCluster a RayJob controls, created by a team user": {vreq{op: admissionv1.Create, obj: controlledCluster(1)},
+			[]string{"ray.io/v1 RayCluster is a part of a ray.io/v1 RayJob", "exempts it only when a controller makes the request", "alice@example.com"}},
+		"RayCluster a RayJob controls, created by KubeRay":  {vreq{op: admissionv1.Create, obj: controlledCluster(1), user: "system:serviceaccount:ray-system:kuberay-operator"}, nil},
+		"Job of a JobSet, created by the JobSet controller": {vreq{op: admissionv1.Create, obj: jobSetJob(1), user: "system:serviceaccount:jobset-system:jobset-controller-manager"}, nil},
+		"Job of a JobSet, created by a team user": {vreq{op: admissionv1.Create, obj: jobSetJob(1)},
+			[]string{"batch/v1 Job is a part of a jobset.x-k8s.io/v1alpha2 JobSet", "exempts it only when a controller makes the request"}},
+		"Job of a JobSet, parallelism grown by a team user": {vreq{op: admissionv1.Update, obj: jobSetJob(5), old: jobSetJob(1)},
+			[]string{"spec.parallelism=5", "maxGpusPerWorkload"}},
 		"RayCluster a RayJob controls, workers grown by its user": {vreq{op: admissionv1.Update, obj: controlledCluster(5), old: controlledCluster(1)},
 			[]string{"spec.workerGroupSpecs[0].replicas=5", "maxGpusPerWorkload"}},
 		"RayCluster a RayJob controls, workers shrunk": {vreq{op: admissionv1.Update, obj: controlledCluster(1), old: controlledCluster(4)}, nil},
@@ -126,6 +135,12 @@ func TestValidatorDecisions(t *testing.T) {
 }
 
 const gpuTemplate = `{"spec":{"containers":[{"name":"c","image":"x","resources":{"limits":{"nvidia.com/gpu":"1"}}}]}}`
+
+// jobSetJob is a Job a JobSet controls, of parallelism pods of 8 AMD GPUs.
+func jobSetJob(parallelism int) string {
+	return fmt.Sprintf(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","namespace":"team-ml","ownerReferences":[{"apiVersion":"jobset.x-k8s.io/v1alpha2","kind":"JobSet","name":"s","uid":"u","controller":true}]},`+
+		`"spec":{"parallelism":%d,"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"x","resources":{"limits":{"amd.com/gpu":"8"}}}]}}}}`, parallelism)
+}
 
 // controlledCluster is a RayCluster a RayJob controls, with workers of 8 AMD GPUs.
 func controlledCluster(workers int) string {

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -120,6 +121,7 @@ type vreq struct {
 	resource    *metav1.GroupVersionResource
 	subResource string
 	name        string
+	user        string // "" is alice@example.com
 }
 
 func rawOf(t *testing.T, v any) []byte {
@@ -152,7 +154,7 @@ func (v *validator) send(t *testing.T, r vreq) *admissionv1.AdmissionResponse {
 		Namespace:   "team-ml",
 		Name:        r.name,
 		Operation:   r.op,
-		UserInfo:    authnv1.UserInfo{Username: "alice@example.com"},
+		UserInfo:    authnv1.UserInfo{Username: cmp.Or(r.user, "alice@example.com")},
 		Object:      runtime.RawExtension{Raw: raw},
 		OldObject:   runtime.RawExtension{Raw: old},
 	}

@@ -57,17 +57,26 @@ const scaleUp = `(has(object.spec) && has(object.spec.replicas) ? object.spec.re
 // anonymous) or a service account of another namespace. The server decides the same
 // (Registry.ValidateUnhandledBy).
 func notFromAController(owners []string) string {
+	return `!(` + controlledBy(owners) + ` &&
+  request.userInfo.username.startsWith('system:') &&
+  !request.userInfo.username.startsWith('system:anonymous') &&
+  !request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace + ':'))`
+}
+
+// notPartOf: the object has no controller owner reference to one of owners ("apiVersion/kind"), whoever
+// makes the request: the mutating webhook leaves a part of another workload alone (mutate.Mutate).
+func notPartOf(owners []string) string { return `!(` + controlledBy(owners) + `)` }
+
+// controlledBy: the object has a controller owner reference to one of owners ("apiVersion/kind").
+func controlledBy(owners []string) string {
 	quoted := make([]string, len(owners))
 	for i, o := range owners {
 		quoted[i] = "'" + o + "'"
 	}
-	return `!(has(object.metadata.ownerReferences) &&
+	return `has(object.metadata.ownerReferences) &&
   object.metadata.ownerReferences.exists(o,
     has(o.controller) && o.controller &&
-    (o.apiVersion + '/' + o.kind) in [` + strings.Join(quoted, ", ") + `]) &&
-  request.userInfo.username.startsWith('system:') &&
-  !request.userInfo.username.startsWith('system:anonymous') &&
-  !request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace + ':'))`
+    (o.apiVersion + '/' + o.kind) in [` + strings.Join(quoted, ", ") + `])`
 }
 
 // TemplatesGPU is the CEL condition that one of the pod templates at paths asks for a GPU. A path is

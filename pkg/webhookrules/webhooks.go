@@ -2,6 +2,7 @@ package webhookrules
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 )
@@ -47,6 +48,10 @@ func mutatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		} else {
 			w.comment = fmt.Sprintf("CREATE only: a %s's pod templates cannot change after create.", k.GVK.Kind)
 		}
+		if len(k.PartOf) > 0 {
+			w.comment += fmt.Sprintf(" A %s that a %s controls is a part of that workload, checked as it: not sent.", k.GVK.Kind, strings.Join(k.PartOf, " or "))
+			w.conditions = append(w.conditions, condition{"not-part-of-a-workload", notPartOf(k.PartOf)})
+		}
 		out = append(out, w)
 	}
 	return out, nil
@@ -63,9 +68,15 @@ func validatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
-		out = append(out, webhook{name: k.Resource + ".validate.kaiwo.silogen.ai", path: validatePath, group: k.GVK.Group,
+		v := webhook{name: k.Resource + ".validate.kaiwo.silogen.ai", path: validatePath, group: k.GVK.Group,
 			version: k.GVK.Version, resource: k.Resource, ops: []string{"CREATE", "UPDATE"},
-			conditions: []condition{{"kaiwo-managed-gpu-or-queued", managedOrQueued + gpu}}})
+			conditions: []condition{{"kaiwo-managed-gpu-or-queued", managedOrQueued + gpu}}}
+		if len(k.PartOf) > 0 {
+			v.comment = fmt.Sprintf("A %s that a %s controls is a part of that workload: its controller's CREATE is not sent; "+
+				"a team user's CREATE, and every UPDATE, is, and is held to that workload's rules.", k.GVK.Kind, strings.Join(k.PartOf, " or "))
+			v.conditions = append(v.conditions, condition{"not-a-part-from-a-controller-or-update", "oldObject != null ||\n" + notFromAController(k.PartOf)})
+		}
+		out = append(out, v)
 		if k.Scale {
 			scaled = append(scaled, webhook{name: k.Resource + "-scale.validate.kaiwo.silogen.ai", path: validatePath,
 				group: k.GVK.Group, version: k.GVK.Version, resource: k.Resource + "/scale", ops: []string{"UPDATE"},

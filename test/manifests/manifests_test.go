@@ -162,15 +162,19 @@ func mutatingWant() []webhookWant {
 		if k.Update {
 			ops = append(ops, admissionregistrationv1.Update)
 		}
-		out = append(out, webhookWant{k.Resource + ".kaiwo.silogen.ai", k.GVK.Group, k.Resource, ops, []string{condition}})
+		w := webhookWant{k.Resource + ".kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource, ops, []string{condition}}
+		if len(k.PartOf) > 0 { // a part of another workload is left to it
+			w.conditions = append(w.conditions, "not-part-of-a-workload")
+		}
+		out = append(out, w)
 	}
 	return out
 }
 
 type webhookWant struct {
-	name, group, resource string
-	ops                   []admissionregistrationv1.OperationType
-	conditions            []string
+	name, group, version, resource string
+	ops                            []admissionregistrationv1.OperationType
+	conditions                     []string
 }
 
 func TestWebhookConfiguration(t *testing.T) {
@@ -202,8 +206,12 @@ func TestWebhookConfiguration(t *testing.T) {
 			}
 			for i, w := range mutatingWant {
 				got := m.Webhooks[i]
-				if len(got.MatchConditions) != 1 || got.MatchConditions[0].Name != condition {
-					t.Errorf("%s: want one match condition %q, got %+v", w.name, condition, got.MatchConditions)
+				var names []string
+				for _, c := range got.MatchConditions {
+					names = append(names, c.Name)
+				}
+				if diff := cmp.Diff(w.conditions, names); diff != "" {
+					t.Errorf("%s: match conditions (-want,+got):\n%s", w.name, diff)
 				}
 				got.MatchConditions = nil // compiled and evaluated in TestMatchConditions
 				want := admissionregistrationv1.MutatingWebhook{
@@ -212,7 +220,7 @@ func TestWebhookConfiguration(t *testing.T) {
 						Namespace: namespace, Name: serviceName, Path: ptr.To(mutatePath)}},
 					Rules: []admissionregistrationv1.RuleWithOperations{{
 						Operations: w.ops,
-						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{"v1"},
+						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
 							Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 					}},
 					FailurePolicy: ptr.To(admissionregistrationv1.Fail),

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -20,7 +19,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// TestUnhandledConditionsAgreeWithTheServer: a Pod, RayCluster or StatefulSet that the match
+// TestUnhandledConditionsAgreeWithTheServer: a Pod, ReplicaSet or StatefulSet that the match
 // conditions keep away from the validator is one the server would allow (Registry.ValidateUnhandledBy
 // under an Enforce policy), whatever controls it and whoever creates it; and every one the server
 // would deny is sent.
@@ -28,7 +27,7 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 	const ns = "team-ml"
 	pol := &policy.Policy{Name: "team-ml", Mode: policy.Enforce}
 	owners := [][2]string{{"batch/v1", "Job"}, {"apps/v1", "Deployment"}, {"apps/v1", "ReplicaSet"}, {"apps/v1", "StatefulSet"},
-		{"apps/v1", "DaemonSet"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"},
+		{"apps/v1", "DaemonSet"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"}, {"jobset.x-k8s.io/v1alpha2", "JobSet"},
 		{"v1", "ConfigMap"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
 	objects := map[string]func(refs []metav1.OwnerReference) runtime.Object{
 		"pods": func(refs []metav1.OwnerReference) runtime.Object {
@@ -36,12 +35,6 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
 			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"amd.com/gpu": resource.MustParse("8")}
 			return p
-		},
-		"rayclusters": func(refs []metav1.OwnerReference) runtime.Object {
-			rs := testobj.MakeRayService("s", ns, "workers").Obj().Spec.RayClusterSpec
-			testobj.Resources(&rs.WorkerGroupSpecs[0].Template, 0, "amd.com/gpu", "8")
-			return &rayv1.RayCluster{TypeMeta: metav1.TypeMeta{APIVersion: "ray.io/v1", Kind: "RayCluster"},
-				ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: ns, OwnerReferences: refs}, Spec: rs}
 		},
 		"replicasets": func(refs []metav1.OwnerReference) runtime.Object {
 			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()

@@ -37,15 +37,19 @@ func validatingWant() []webhookWant {
 	kinds := mutate.Builtin()
 	var out, scaled []webhookWant
 	for _, k := range kinds.Kinds() {
-		out = append(out, webhookWant{k.Resource + ".validate.kaiwo.silogen.ai", k.GVK.Group, k.Resource, createUpdate, []string{"kaiwo-managed-gpu-or-queued"}})
+		w := webhookWant{k.Resource + ".validate.kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource, createUpdate, []string{"kaiwo-managed-gpu-or-queued"}}
+		if len(k.PartOf) > 0 { // a part's controller's CREATE is not sent
+			w.conditions = append(w.conditions, "not-a-part-from-a-controller-or-update")
+		}
+		out = append(out, w)
 		if k.Scale {
-			scaled = append(scaled, webhookWant{k.Resource + "-scale.validate.kaiwo.silogen.ai", k.GVK.Group, k.Resource + "/scale",
+			scaled = append(scaled, webhookWant{k.Resource + "-scale.validate.kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource + "/scale",
 				[]admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}})
 		}
 	}
 	out = append(out, scaled...)
 	for _, u := range kinds.Unhandled() {
-		w := webhookWant{u.Resource + ".validate.kaiwo.silogen.ai", u.GVK.Group, u.Resource, createUpdate, []string{"gpu", "not-from-a-controller"}}
+		w := webhookWant{u.Resource + ".validate.kaiwo.silogen.ai", u.GVK.Group, u.GVK.Version, u.Resource, createUpdate, []string{"gpu", "not-from-a-controller"}}
 		if u.CreateOnly {
 			w.ops = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
 		}
@@ -84,7 +88,7 @@ func checkWorkloadValidators(t *testing.T, got []admissionregistrationv1.Validat
 				Namespace: namespace, Name: serviceName, Path: ptr.To(workloadValidatePath)}},
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: w.ops,
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{"v1"},
+				Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
 					Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
 			}},
 			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
