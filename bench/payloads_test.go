@@ -16,6 +16,7 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
@@ -69,7 +70,7 @@ func generate(t *testing.T, pol *policy.Policy) map[string][]byte {
 		if err != nil {
 			t.Fatalf("%s: %v", base, err)
 		}
-		if mutated, err = mutate.ApplyPatch(mutated, res.Patch); err != nil {
+		if mutated, err = typedpatch.Apply(mutated, res.Patch); err != nil {
 			t.Fatalf("%s: %v", base, err)
 		}
 		out[base+MutatedSuffix] = mutated
