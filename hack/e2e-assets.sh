@@ -16,6 +16,9 @@
 #   CERT_MANAGER_BIN=/abs/path/cert-manager-e2e
 #   CERT_MANAGER_DIR=/abs/path/to/the/cert-manager module source (CRDs)
 #   KUBERAY_DIR=/abs/path/to/the/ray-operator module source of the main module (CRDs)
+#   JOBSET_DIR, LWS_DIR, TRAINING_OPERATOR_DIR=/abs/paths to the sigs.k8s.io/jobset,
+#     sigs.k8s.io/lws and github.com/kubeflow/training-operator module sources, at the
+#     versions the Kueue build requires (hack/tools/kueue/go.mod), for their CRDs
 # All build output goes to stderr. A binary is built only when missing, into a
 # temp file renamed into place; concurrent runs are serialised by a lock.
 set -euo pipefail
@@ -86,6 +89,11 @@ moddir() { (cd "$1" && go mod download "$2" >&2 && go list -m -f '{{.Dir}}' "$2"
 KUEUE_DIR="$(moddir "$KUEUE_TOOLS" sigs.k8s.io/kueue)"
 CM_DIR="$(moddir "$CM_TOOLS" github.com/cert-manager/cert-manager)"
 KUBERAY_DIR="$(moddir "$ROOT" github.com/ray-project/kuberay/ray-operator)"
+# The CRDs of the other kinds Kueue queues, from the very module versions Kueue is built against.
+JOBSET_DIR="$(moddir "$KUEUE_TOOLS" sigs.k8s.io/jobset)"
+LWS_DIR="$(moddir "$KUEUE_TOOLS" sigs.k8s.io/lws)"
+TRAINING_OPERATOR_DIR="$(moddir "$KUEUE_TOOLS" github.com/kubeflow/training-operator)"
 
 printf 'KUEUE_BIN=%s\nKUEUE_DIR=%s\nCERT_MANAGER_BIN=%s\nCERT_MANAGER_DIR=%s\nKUBERAY_DIR=%s\n' \
   "$KUEUE_BIN" "$KUEUE_DIR" "$CM_BIN" "$CM_DIR" "$KUBERAY_DIR"
+printf 'JOBSET_DIR=%s\nLWS_DIR=%s\nTRAINING_OPERATOR_DIR=%s\n' "$JOBSET_DIR" "$LWS_DIR" "$TRAINING_OPERATOR_DIR"

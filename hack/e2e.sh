@@ -11,8 +11,9 @@ start=$SECONDS
 KUBEBUILDER_ASSETS="$(hack/envtest-assets.sh)"
 export KUBEBUILDER_ASSETS
 eval "$(hack/e2e-assets.sh)"
-export KUEUE_BIN KUEUE_DIR CERT_MANAGER_BIN CERT_MANAGER_DIR KUBERAY_DIR
+export KUEUE_BIN KUEUE_DIR CERT_MANAGER_BIN CERT_MANAGER_DIR KUBERAY_DIR JOBSET_DIR LWS_DIR TRAINING_OPERATOR_DIR
 echo "e2e: binaries ready in $((SECONDS - start))s" >&2
 # test/ is a module of its own (test/go.mod), tested against its own go.mod: no go.work.
-E2E=1 GOWORK=off go -C test test -count=1 -timeout 20m "$@" ./e2e
+# -parallel: the tests that wait on Kueue run side by side (the default is GOMAXPROCS, 2 on a small machine).
+E2E=1 GOWORK=off go -C test test -count=1 -timeout 20m -parallel 8 "$@" ./e2e
 echo "e2e: done in $((SECONDS - start))s" >&2

@@ -41,10 +41,6 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
 
-// overlayPort is the placeholder port of the webhook URLs in test/e2e/config;
-// the rendered overlay gets the port the local server really listens on.
-const overlayPort = "19443"
-
 const (
 	kaiwoNS   = "kaiwo-system"
 	kueueNS   = "kueue-system"
@@ -95,9 +91,7 @@ func run(m *testing.M) (code int) {
 		return fail(err)
 	}
 	defer func() {
-		for i := len(procs) - 1; i >= 0; i-- {
-			procs[i].stop()
-		}
+		stopProcs()
 		if code != 0 {
 			for _, p := range procs {
 				p.tail(40)
@@ -109,7 +103,7 @@ func run(m *testing.M) (code int) {
 	}()
 
 	env := map[string]string{}
-	for _, k := range []string{"KUBEBUILDER_ASSETS", "KUEUE_BIN", "KUEUE_DIR", "CERT_MANAGER_BIN", "CERT_MANAGER_DIR", "KUBERAY_DIR"} {
+	for _, k := range append([]string{"KUBEBUILDER_ASSETS", "KUEUE_BIN", "KUEUE_DIR", "CERT_MANAGER_BIN", "CERT_MANAGER_DIR", "KUBERAY_DIR"}, kindDirs...) {
 		env[k] = os.Getenv(k)
 		if env[k] == "" {
 			return fail(fmt.Errorf("%s is not set; run `make test-e2e` (hack/e2e.sh sets it from hack/envtest-assets.sh and hack/e2e-assets.sh)", k))
@@ -121,12 +115,12 @@ func run(m *testing.M) (code int) {
 	// 1. etcd and kube-apiserver, with every CRD the components need.
 	testEnv = &envtest.Environment{
 		CRDInstallOptions: envtest.CRDInstallOptions{
-			Paths: []string{
+			Paths: append([]string{
 				filepath.Join(root, "config", "crd"),
 				filepath.Join(kueueDir, "config", "components", "crd", "bases"),
 				filepath.Join(env["KUBERAY_DIR"], "config", "crd", "bases"),
 				filepath.Join(env["CERT_MANAGER_DIR"], "deploy", "crds"),
-			},
+			}, kindCRDs(env)...),
 			ErrorIfPathMissing: true,
 			// About 60 CRDs on a busy machine: envtest's 10s default is too short.
 			MaxTime: 3 * time.Minute,
@@ -138,7 +132,9 @@ func run(m *testing.M) (code int) {
 	if err != nil {
 		return fail(fmt.Errorf("starting etcd and kube-apiserver: %w", err))
 	}
-	defer func() { _ = testEnv.Stop() }()
+	// The components stop first, while the API server still answers them: stopped under them, it
+	// waits its whole shutdown timeout for their watches, and they for it.
+	defer func() { stopProcs(); _ = testEnv.Stop() }()
 	scheme := server.Scheme()
 	for _, add := range []func(*runtime.Scheme) error{rayv1.AddToScheme, apiextensionsv1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -197,6 +193,13 @@ func run(m *testing.M) (code int) {
 	}
 	fmt.Printf("e2e: all components up in %v\n", time.Since(start).Round(time.Second))
 	return m.Run()
+}
+
+// stopProcs stops every component, the last started first; stopping a stopped one does nothing.
+func stopProcs() {
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop()
+	}
 }
 
 func fail(err error) int {
@@ -301,24 +304,24 @@ func kubectlRun(stdin []byte, args ...string) (stdout, stderr string, err error)
 	return o.String(), e.String(), err
 }
 
-// applyOverlay renders test/e2e/config with kubectl's kustomize, points the
-// placeholder port at our server's and applies it.
+// applyOverlay renders test/e2e/config with kubectl's kustomize, points every
+// webhook at our server's port and applies it.
 func applyOverlay(ctx context.Context) error {
-	rendered, _, err := kubectlRun(nil, "kustomize", filepath.Join(root, "test", "e2e", "config"))
+	out, _, err := kubectlRun(nil, "kustomize", filepath.Join(root, "test", "e2e", "config"))
 	if err != nil {
 		return err
 	}
-	if !strings.Contains(rendered, "127.0.0.1:"+overlayPort) {
-		return fmt.Errorf("rendered test/e2e/config has no webhook URL with port %s", overlayPort)
+	rendered, err := localWebhooks([]byte(out), webhookPort)
+	if err != nil {
+		return fmt.Errorf("test/e2e/config: %w", err)
 	}
-	rendered = strings.ReplaceAll(rendered, "127.0.0.1:"+overlayPort, "127.0.0.1:"+strconv.Itoa(webhookPort))
-	if err := os.WriteFile(filepath.Join(workDir, "config-webhook.yaml"), []byte(rendered), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(workDir, "config-webhook.yaml"), rendered, 0o644); err != nil {
 		return err
 	}
 	// Namespace and CRD first, so that the namespaced objects and the KaiwoPolicy CRD are known.
 	var lastErr error
 	for ctx.Err() == nil {
-		if _, _, lastErr = kubectlRun([]byte(rendered), "apply", "-f", "-"); lastErr == nil {
+		if _, _, lastErr = kubectlRun(rendered, "apply", "-f", "-"); lastErr == nil {
 			return nil
 		}
 		time.Sleep(time.Second)
@@ -499,13 +502,7 @@ clientConnection:
   burst: 200
 integrations:
   frameworks:
-  - batch/job
-  - ray.io/rayjob
-  - ray.io/raycluster
-  - ray.io/rayservice
-  - pod
-  - deployment
-`, kueueNS, probePort, kueuePort, certDir)
+%s`, kueueNS, probePort, kueuePort, certDir, frameworksYAML())
 	confFile := filepath.Join(workDir, "kueue-config.yaml")
 	if err := os.WriteFile(confFile, []byte(conf), 0o644); err != nil {
 		return err

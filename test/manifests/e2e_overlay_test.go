@@ -9,14 +9,19 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
+
+	"github.com/silogen/kaiwo-webhook/internal/testenv"
 )
 
-// TestE2EOverlayReachesEveryWebhook: test/e2e/config points every webhook of config/webhook at the
-// local server by URL, on the path its Service reference names (the overlay patches webhooks by
-// index, so a webhook added to config/webhook needs an entry there).
+// TestE2EOverlayReachesEveryWebhook: test/e2e/config, with the URLs test/e2e sets
+// (testenv.LocalWebhookURLs), points every webhook of config/webhook at the local server by URL, in
+// config/webhook's order, on the path its Service reference names.
 func TestE2EOverlayReachesEveryWebhook(t *testing.T) {
 	base := renderKustomize(t, "webhook")
 	overlay := kustomize(t, filesys.MakeFsOnDisk(), filepath.Join(root(t), "test", "e2e", "config"))
+	if err := testenv.LocalWebhookURLs(overlay, serviceName, 19443); err != nil {
+		t.Fatal(err)
+	}
 	type hook struct {
 		name string
 		cc   admissionregistrationv1.WebhookClientConfig
