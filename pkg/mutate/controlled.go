@@ -8,7 +8,6 @@ import (
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
 	sjson "sigs.k8s.io/json"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -35,10 +34,7 @@ func (r controlledReplicaSet) templates() []template {
 	return []template{{path: field.NewPath("spec", "template"), spec: &r.rs.Spec.Template}}
 }
 
-func (r controlledReplicaSet) pods() []pods {
-	n := int64(ptr.Deref(r.rs.Spec.Replicas, 1))
-	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
-}
+func (r controlledReplicaSet) pods() []pods { return replicaPods(r.rs.Spec.Replicas) }
 
 // ValidateUnhandledUpdate is ValidateUnhandled for an UPDATE: raw is the new object, oldRaw the stored one,
 // user the requesting user. An object that a handled workload controls was checked as that workload when its

@@ -24,11 +24,15 @@ func (j *job) templates() []template {
 }
 
 // pods: spec.parallelism (default 1), bounded by spec.completions, as Kueue counts a Job's pods.
-func (j *job) pods() []pods {
-	n := int64(ptr.Deref(j.Spec.Parallelism, 1))
-	why := fmt.Sprintf("spec.parallelism=%d", n)
-	if c := j.Spec.Completions; c != nil && int64(*c) < n {
-		n, why = int64(*c), fmt.Sprintf("spec.completions=%d", *c)
+func (j *job) pods() []pods { return jobPods(&j.Spec, field.NewPath("spec")) }
+
+// jobPods is the most pods of a Job with spec js at p that run at once: parallelism (default 1), bounded by
+// completions, as Kueue counts them.
+func jobPods(js *batchv1.JobSpec, p *field.Path) []pods {
+	n := int64(ptr.Deref(js.Parallelism, 1))
+	why := fmt.Sprintf("%s=%d", p.Child("parallelism"), n)
+	if c := js.Completions; c != nil && int64(*c) < n {
+		n, why = int64(*c), fmt.Sprintf("%s=%d", p.Child("completions"), *c)
 	}
 	return []pods{{max(n, 0), why}}
 }

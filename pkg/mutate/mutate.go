@@ -91,6 +91,9 @@ func Mutate(in Input) (*Output, error) {
 	if !ok {
 		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", in.Object), []string{supportedKinds()})}}
 	}
+	if in.Old == nil && fromCheckedTemplate(kind, in.Object, in.User) {
+		return &Output{Object: in.Object}, nil
+	}
 	pol := in.Policy
 	if pol == nil {
 		pol = policy.Default()
@@ -221,11 +224,7 @@ func (m *mutation) queue(plan) field.ErrorList {
 		return nil
 	}
 	m.features = append(m.features, "queue")
-	labels := map[string]string{annotations.KueueQueueName: s.queue}
-	if s.priorityClass != "" {
-		labels[annotations.KueuePriorityClass] = s.priorityClass
-	}
-	changed := setObjectLabels(m.obj, labels)
+	changed := setObjectLabels(m.obj, queueLabels(s))
 	notes, errs := m.w.queue(s)
 	if len(errs) > 0 {
 		return errs

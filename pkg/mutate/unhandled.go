@@ -16,7 +16,7 @@ import (
 // already seen: a Job's Pods, a Deployment's ReplicaSets and their Pods, a RayJob's or RayService's
 // RayCluster and its Pods.
 var podOwners = map[string]bool{
-	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true,
+	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true, "apps/v1 StatefulSet": true,
 	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
 }
 

@@ -51,6 +51,8 @@ func Validate(r Review) ([]string, error) {
 		return nil, nil // DELETE and CONNECT carry no new object; finalizers must be removable
 	case r.Operation == OpUpdate && r.Old == nil:
 		return nil, fmt.Errorf("an UPDATE needs the old object")
+	case r.Operation == OpCreate && fromCheckedTemplate(kind, r.Object, r.User):
+		return nil, nil // checked as its owner
 	}
 	w, err := kind.adapt(r.Object, r.Raw)
 	if err != nil {
@@ -88,7 +90,7 @@ func Validate(r Review) ([]string, error) {
 	return policyWarnings(pol), nil
 }
 
-// ValidateScale checks a change of a Deployment's (serving kind's) replicas through the scale subresource:
+// ValidateScale checks a change of a Deployment's or StatefulSet's replicas through the scale subresource:
 // obj is the current object, replicas the requested count. Growth is held to limits.maxGpusPerWorkload and
 // limits.maxStoragePerWorkload.
 func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error {
@@ -96,8 +98,8 @@ func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error 
 		pol = policy.Default()
 	}
 	kind, ok := KindOf(obj)
-	if !ok || kind.GVK != deploymentKind.GVK {
-		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", obj), []string{"apps/v1 Deployment"})}}
+	if !ok || (kind.GVK != deploymentKind.GVK && kind.GVK != statefulSetKind.GVK) {
+		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", obj), []string{"apps/v1 Deployment", "apps/v1 StatefulSet"})}}
 	}
 	if replicas < 0 {
 		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), replicas, "must be >= 0")}}
@@ -114,7 +116,7 @@ func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error 
 	if err != nil {
 		return err
 	}
-	w.(*deployment).Spec.Replicas = &replicas
+	w.(scaler).setReplicas(replicas)
 	if d := workloadLimits(w, cur, pol, nil); d != nil {
 		return d
 	}

@@ -26,19 +26,21 @@ var unhandled = map[schema.GroupResource]bool{
 	{Group: "", Resource: "pods"}:              true,
 	{Group: "ray.io", Resource: "rayclusters"}: true,
 	{Group: "apps", Resource: "replicasets"}:   true,
-	{Group: "apps", Resource: "statefulsets"}:  true,
 	{Group: "apps", Resource: "daemonsets"}:    true,
-	{Group: "batch", Resource: "cronjobs"}:     true,
 }
 
-var deployments = schema.GroupResource{Group: "apps", Resource: "deployments"}
+// scaled are the handled kinds whose scale subresource is checked, with a new object to read each into.
+var scaled = map[schema.GroupResource]func() client.Object{
+	{Group: "apps", Resource: "deployments"}:  func() client.Object { return &appsv1.Deployment{} },
+	{Group: "apps", Resource: "statefulsets"}: func() client.Object { return &appsv1.StatefulSet{} },
+}
 
 // WorkloadValidator answers the validating admission requests for workloads: it sees the final object,
 // after every mutating webhook, and refuses what the policy does not allow. It never changes anything.
 type WorkloadValidator struct {
 	Policies Policies
-	// Reader reads the Deployment behind a scale request. It is uncached (the manager's API reader):
-	// scale-ups are rare, and a cache of every Deployment would cost memory on every replica.
+	// Reader reads the Deployment or StatefulSet behind a scale request. It is uncached (the manager's API
+	// reader): scale-ups are rare, and a cache of every one would cost memory on every replica.
 	Reader  client.Reader
 	Metrics *Metrics
 	Log     logr.Logger
@@ -46,7 +48,7 @@ type WorkloadValidator struct {
 
 var _ admission.Handler = (*WorkloadValidator)(nil)
 
-// Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments, and CREATE and
+// Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments and StatefulSets, and CREATE and
 // UPDATE of the GPU-capable kinds not handled yet (on UPDATE also those a handled workload controls). A denial is 403 with the core's message; an object
 // that does not decode is 400; a policy or Deployment it cannot read is 503.
 func (v *WorkloadValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -73,8 +75,8 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	}
 	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
 	switch {
-	case req.SubResource == "scale" && gr == deployments:
-		return v.scale(ctx, req, kind)
+	case req.SubResource == "scale" && scaled[gr] != nil:
+		return v.scale(ctx, req, kind, scaled[gr]())
 	case req.SubResource != "":
 		return admission.Allowed("subresource not validated by Kaiwo"), "skipped"
 	case unhandled[gr]:
@@ -122,9 +124,9 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	return v.decide(kind, req, pol, warnings, err)
 }
 
-// scale checks a Deployment's scale-up against the policy; the Scale object says only the replicas,
-// so the Deployment is read for its pod template. A scale that does not grow passes unread.
-func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string) (admission.Response, string) {
+// scale checks a Deployment's or StatefulSet's scale-up against the policy; the Scale object says only the
+// replicas, so the object (obj, empty) is read for its pod template. A scale that does not grow passes unread.
+func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string, obj client.Object) (admission.Response, string) {
 	replicas, err := scaleReplicas(req.Object.Raw)
 	if err != nil {
 		return v.badRequest(kind, err)
@@ -134,21 +136,21 @@ func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, ki
 			return admission.Allowed(""), "skipped"
 		}
 	}
-	var d appsv1.Deployment
-	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, &d); err != nil {
+	mk, _ := mutate.KindOf(obj)
+	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			// The API server answers NotFound itself after admission; nothing to scale.
 			return admission.Allowed(""), "skipped"
 		}
-		v.Log.Error(err, "reading the Deployment of a scale request", "namespace", req.Namespace, "name", req.Name)
-		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read Deployment %s/%s to check its scale: %w", req.Namespace, req.Name, err)), "error"
+		v.Log.Error(err, "reading the object of a scale request", "kind", mk.GVK.Kind, "namespace", req.Namespace, "name", req.Name)
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read %s %s/%s to check its scale: %w", mk.GVK.Kind, req.Namespace, req.Name, err)), "error"
 	}
-	d.SetGroupVersionKind(appsv1.SchemeGroupVersion.WithKind("Deployment"))
+	obj.GetObjectKind().SetGroupVersionKind(mk.GVK)
 	pol, resp, ok := v.policy(ctx, req)
 	if !ok {
 		return resp, "error"
 	}
-	return v.decide(kind, req, pol, nil, mutate.ValidateScale(&d, replicas, pol))
+	return v.decide(kind, req, pol, nil, mutate.ValidateScale(obj, replicas, pol))
 }
 
 // scaleReplicas reads spec.replicas of an autoscaling/v1 Scale.

@@ -161,6 +161,9 @@ var mutatingWant = []struct {
 	{"rayjobs.kaiwo.silogen.ai", "ray.io", "rayjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
 	{"deployments.kaiwo.silogen.ai", "apps", "deployments", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
 	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+	{"cronjobs.kaiwo.silogen.ai", "batch", "cronjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
+	{"statefulsets.kaiwo.silogen.ai", "apps", "statefulsets", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
+	{"pods.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
 }
 
 func TestWebhookConfiguration(t *testing.T) {
@@ -191,8 +194,16 @@ func TestWebhookConfiguration(t *testing.T) {
 			}
 			for i, w := range mutatingWant {
 				got := m.Webhooks[i]
-				if len(got.MatchConditions) != 1 || got.MatchConditions[0].Name != condition {
-					t.Errorf("%s: want one match condition %q, got %+v", w.name, condition, got.MatchConditions)
+				var names []string
+				for _, c := range got.MatchConditions {
+					names = append(names, c.Name)
+				}
+				wantNames := []string{condition}
+				if w.resource == "pods" { // and never the Pods a controller creates from a checked template
+					wantNames = append(wantNames, "not-from-a-controller")
+				}
+				if diff := cmp.Diff(wantNames, names); diff != "" {
+					t.Errorf("%s: match conditions (-want,+got):\n%s", w.name, diff)
 				}
 				got.MatchConditions = nil // compiled and evaluated in TestMatchConditions
 				want := admissionregistrationv1.MutatingWebhook{
@@ -286,7 +297,8 @@ func TestRBAC(t *testing.T) {
 		"kueue.x-k8s.io/resourceflavors":            {"get", "list", "watch"},
 		"kueue.x-k8s.io/localqueues":                {"create", "get", "list", "watch"},
 	}
-	clusterWant["apps/deployments"] = []string{"get"} // the Deployment behind a scale-up
+	clusterWant["apps/deployments"] = []string{"get"}  // the Deployment behind a scale-up
+	clusterWant["apps/statefulsets"] = []string{"get"} // the StatefulSet behind a scale-up
 	roleWant := map[string][]string{
 		"coordination.k8s.io/leases": {"create", "get", "update"},
 		"/events":                    {"create", "patch"},

@@ -7,9 +7,6 @@ import (
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/admission"
@@ -20,7 +17,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// TestUnhandledConditionsAgreeWithTheServer: a Pod, RayCluster or StatefulSet that the match
+// TestUnhandledConditionsAgreeWithTheServer: a RayCluster, ReplicaSet or DaemonSet that the match
 // conditions keep away from the validator is one the server would allow (mutate.ValidateUnhandledBy
 // under an Enforce policy), whatever controls it and whoever creates it; and every one the server
 // would deny is sent.
@@ -31,12 +28,6 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 		{"apps/v1", "DaemonSet"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"},
 		{"v1", "ConfigMap"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
 	objects := map[string]func(refs []metav1.OwnerReference) runtime.Object{
-		"pods": func(refs []metav1.OwnerReference) runtime.Object {
-			p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns, OwnerReferences: refs},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
-			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"amd.com/gpu": resource.MustParse("8")}
-			return p
-		},
 		"rayclusters": func(refs []metav1.OwnerReference) runtime.Object {
 			rs := testobj.MakeRayService("s", ns, "workers").Obj().Spec.RayClusterSpec
 			testobj.Resources(&rs.WorkerGroupSpecs[0].Template, 0, "amd.com/gpu", "8")
@@ -52,17 +43,6 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
 			return &appsv1.DaemonSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
 				ObjectMeta: metav1.ObjectMeta{Name: "ds", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.DaemonSetSpec{Template: d.Spec.Template}}
-		},
-		"cronjobs": func(refs []metav1.OwnerReference) runtime.Object {
-			j := testobj.MakeJob("j", ns).Resource(0, "nvidia.com/gpu", "1").Obj()
-			return &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
-				ObjectMeta: metav1.ObjectMeta{Name: "cj", Namespace: ns, OwnerReferences: refs},
-				Spec:       batchv1.CronJobSpec{Schedule: "@daily", JobTemplate: batchv1.JobTemplateSpec{Spec: j.Spec}}}
-		},
-		"statefulsets": func(refs []metav1.OwnerReference) runtime.Object {
-			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
-			return &appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-				ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.StatefulSetSpec{Template: d.Spec.Template}}
 		},
 	}
 	for render, objs := range renders(t) {

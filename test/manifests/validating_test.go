@@ -38,13 +38,14 @@ var validatingWant = []struct {
 	{"rayjobs.validate.kaiwo.silogen.ai", "ray.io", "rayjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments.validate.kaiwo.silogen.ai", "apps", "deployments", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"rayservices.validate.kaiwo.silogen.ai", "ray.io", "rayservices", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
+	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
+	{"cronjobs.validate.kaiwo.silogen.ai", "batch", "cronjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
 	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
-	{"pods.validate.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, []string{"gpu", "not-from-a-controller"}},
+	{"statefulsets-scale.validate.kaiwo.silogen.ai", "apps", "statefulsets/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
+	{"pods.validate.kaiwo.silogen.ai", "", "pods", createUpdate, []string{"kaiwo-managed-gpu-or-queued", "not-from-a-controller"}},
 	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
 	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
-	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"gpu", "not-from-a-controller"}},
 	{"daemonsets.validate.kaiwo.silogen.ai", "apps", "daemonsets", createUpdate, []string{"gpu", "not-from-a-controller"}},
-	{"cronjobs.validate.kaiwo.silogen.ai", "batch", "cronjobs", createUpdate, []string{"gpu", "not-from-a-controller"}},
 }
 
 var createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
