@@ -112,7 +112,7 @@ func newTemplateErrors(ts, old []template, pol *policy.Policy) field.ErrorList {
 	for _, t := range changedTemplates(ts, old) {
 		had := map[string]bool{}
 		for _, o := range old {
-			if o.path.String() == t.path.String() {
+			if o.key() == t.key() {
 				for _, e := range templateRules([]template{o}, pol, lt) {
 					had[e.Error()] = true
 				}

@@ -91,7 +91,7 @@ func Mutate(in Input) (*Output, error) {
 	if !ok {
 		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", in.Object), []string{supportedKinds()})}}
 	}
-	if in.Old == nil && fromCheckedTemplate(kind, in.Object, in.User) {
+	if in.Old == nil && (fromCheckedTemplate(kind, in.Object, in.User) || ownedPod(kind, in.Object)) {
 		return &Output{Object: in.Object}, nil
 	}
 	pol := in.Policy
@@ -289,7 +289,7 @@ func (m *mutation) gpus(p plan) field.ErrorList {
 	}
 	if changed {
 		m.warn("%d %s on container %s of %s; CPU and memory at %s and %s per GPU where the container set none; requests equal to limits",
-			p.perReplica, s.resource, c.Name, p.target.path, d.CPUPerGPU.String(), d.MemoryPerGPU.String())
+			p.perReplica, s.resource, c.Name, p.target.name(), d.CPUPerGPU.String(), d.MemoryPerGPU.String())
 	}
 	return nil
 }

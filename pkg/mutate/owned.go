@@ -19,6 +19,8 @@ func fromCheckedTemplate(kind Kind, obj client.Object, user string) bool {
 	switch kind.GVK {
 	case jobKind.GVK:
 		owners = jobOwners
+	case podKind.GVK:
+		owners = podOwners
 	default:
 		return false
 	}
@@ -33,4 +35,12 @@ func controlledBy(obj client.Object, owners map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// ownedPod reports whether obj is a Pod whose controller owner reference names a handled workload or a
+// controller one creates (podOwners). Such a Pod is never mutated, whoever creates it, as before Pods were
+// handled: a controller's comes from a template already checked, and a team user's is checked by Validate
+// as an object of a kind Kaiwo does not handle.
+func ownedPod(kind Kind, obj client.Object) bool {
+	return kind.GVK == podKind.GVK && controlledBy(obj, podOwners)
 }

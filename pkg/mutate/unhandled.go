@@ -7,6 +7,7 @@ import (
 	"github.com/tidwall/gjson"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -64,6 +65,13 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 		return nil
 	}
 	kind := doc.Get("apiVersion").String() + " " + doc.Get("kind").String()
+	if _, handled := KindFor(schema.FromAPIVersionAndKind(doc.Get("apiVersion").String(), doc.Get("kind").String())); handled && controlled {
+		// A Pod that names a workload as its controller: Kaiwo leaves it to that workload, and Kueue does not
+		// queue it on its own.
+		msg := fmt.Sprintf("%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode, and the %s's controller owner reference names a workload, which exempts it only when a controller makes the request, not %q: remove the owner reference to have it handled as a %s",
+			p, q, pol.Name, strings.TrimSpace(kind), user, doc.Get("kind").String())
+		return &Denial{ReasonPolicy, field.ErrorList{field.Forbidden(p, msg)}}
+	}
 	msg := fmt.Sprintf("%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo cannot yet apply the policy to a %s: use one of %s",
 		p, q, pol.Name, strings.TrimSpace(kind), supportedKinds())
 	if controlled {

@@ -27,7 +27,7 @@ type Kind struct {
 }
 
 // Kinds is the explicit list of supported kinds.
-var Kinds = []Kind{jobKind, rayJobKind, rayServiceKind, deploymentKind, cronJobKind, statefulSetKind}
+var Kinds = []Kind{jobKind, rayJobKind, rayServiceKind, deploymentKind, cronJobKind, statefulSetKind, podKind}
 
 // KindFor finds the registered kind of gvk.
 func KindFor(gvk schema.GroupVersionKind) (Kind, bool) {

@@ -90,7 +90,7 @@ func TestValidatorDecisions(t *testing.T) {
 		"parallelism within the limit": {vreq{op: admissionv1.Update, obj: with(job, 4, "spec", "parallelism"), old: job}, nil},
 		"an unrelated label":           {vreq{op: admissionv1.Update, obj: with(job, "x", append(labels, "app")...), old: job}, nil},
 		"Deployment replicas past it":  {vreq{op: admissionv1.Update, obj: with(dep, 5, "spec", "replicas"), old: dep}, []string{"maxGpusPerWorkload"}},
-		"bare GPU Pod":                 {vreq{op: admissionv1.Create, obj: pod}, []string{"Enforce", "batch/v1 Job"}},
+		"bare GPU Pod not mutated":     {vreq{op: admissionv1.Create, obj: pod}, []string{annotations.User, "alice-example.com"}},
 		"GPU Pod with a Job's owner reference, created by a team user": {vreq{op: admissionv1.Create, obj: strings.Replace(pod, `"namespace":"team-ml"`, `"namespace":"team-ml","ownerReferences":[{"apiVersion":"batch/v1","kind":"Job","name":"j","uid":"u","controller":true}]`, 1)},
 			[]string{"Enforce", "exempts it only when a controller makes the request", "alice@example.com"}},
 		// StatefulSets and CronJobs are handled: one the mutating webhook did not see lacks what it sets.

@@ -23,7 +23,6 @@ import (
 // unhandled are the GPU-capable kinds the webhook does not manage yet; in Enforce namespaces the core
 // denies them when they ask for GPUs (mutate.ValidateUnhandled).
 var unhandled = map[schema.GroupResource]bool{
-	{Group: "", Resource: "pods"}:              true,
 	{Group: "ray.io", Resource: "rayclusters"}: true,
 	{Group: "apps", Resource: "replicasets"}:   true,
 	{Group: "apps", Resource: "daemonsets"}:    true,
@@ -98,6 +97,9 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	}
 	if _, ok := mutate.KindFor(schema.GroupVersionKind(req.Kind)); !ok {
 		return admission.Allowed("kind not handled by Kaiwo"), "skipped"
+	}
+	if len(req.Object.Raw) == 0 {
+		return v.badRequest(kind, fmt.Errorf("kaiwo: the %s request carries no object", kind))
 	}
 	r := mutate.Review{Operation: string(req.Operation), Raw: req.Object.Raw, User: req.UserInfo.Username}
 	var err error
