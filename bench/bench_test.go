@@ -78,7 +78,7 @@ var coreStages = []struct {
 		policyFor := func(string) *policy.Policy { return pol }
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := mutate.Admit(p.Raw, policyFor, User); err != nil {
+			if _, err := kinds.Admit(p.Raw, policyFor, User); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -86,29 +86,29 @@ var coreStages = []struct {
 	{"decode", func(b *testing.B, p Payload, _ *policy.Policy) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := mutate.Decode(p.Raw); err != nil {
+			if _, _, err := kinds.Decode(p.Raw); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}},
 	{"mutate", func(b *testing.B, p Payload, pol *policy.Policy) {
-		obj, _, err := mutate.Decode(p.Raw)
+		obj, kind, err := kinds.Decode(p.Raw)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := mutate.Mutate(mutate.Input{Object: obj, Raw: p.Raw, Policy: pol, User: User}); err != nil {
+			if _, err := mutate.Mutate(mutate.Input{Kind: kind, Object: obj, Raw: p.Raw, Policy: pol, User: User}); err != nil {
 				b.Fatal(err)
 			}
 		}
 	}},
 	{"patch", func(b *testing.B, p Payload, pol *policy.Policy) {
-		obj, _, err := mutate.Decode(p.Raw)
+		obj, kind, err := kinds.Decode(p.Raw)
 		if err != nil {
 			b.Fatal(err)
 		}
-		out, err := mutate.Mutate(mutate.Input{Object: obj, Raw: p.Raw, Policy: pol, User: User})
+		out, err := mutate.Mutate(mutate.Input{Kind: kind, Object: obj, Raw: p.Raw, Policy: pol, User: User})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -52,10 +52,19 @@ func TeamIndex() (*policy.Index, error) {
 	return x, nil
 }
 
+// kinds are the built-in kinds, as serve is given them.
+var kinds = mutate.Builtin()
+
+// kindOf is the kind of a typed object of one of kinds; the zero Kind, which Mutate refuses, otherwise.
+func kindOf(obj client.Object) mutate.Kind {
+	k, _ := kinds.ForObject(obj)
+	return k
+}
+
 // Mutator is the production handler, as server.NewManager registers it at /mutate.
 func Mutator(p server.Policies) http.Handler {
 	m := server.NewMetrics(prometheus.NewRegistry())
-	mutator := &server.Mutator{Policies: p, Metrics: m, Log: logr.Discard()}
+	mutator := &server.Mutator{Kinds: kinds, Policies: p, Metrics: m, Log: logr.Discard()}
 	return server.WithRequestTimeout(&webhook.Admission{Handler: server.NewThrottle(0, m).Bound(mutator)})
 }
 
@@ -63,7 +72,7 @@ func Mutator(p server.Policies) http.Handler {
 // It reads no Deployment here (no scale requests are sent), so it has no reader.
 func Validator(p server.Policies) http.Handler {
 	m := server.NewMetrics(prometheus.NewRegistry())
-	return &webhook.Admission{Handler: &server.WorkloadValidator{Policies: p, Metrics: m, Log: logr.Discard()}}
+	return &webhook.Admission{Handler: &server.WorkloadValidator{Kinds: kinds, Policies: p, Metrics: m, Log: logr.Discard()}}
 }
 
 // Noop is the floor: a controller-runtime admission webhook that allows everything, unchanged.
@@ -110,7 +119,7 @@ func (d *defaulter) Default(ctx context.Context, obj runtime.Object) error {
 	if err != nil {
 		return err
 	}
-	out, err := mutate.Mutate(mutate.Input{Object: obj.(client.Object), Raw: req.Object.Raw, Policy: pol, User: req.UserInfo.Username})
+	out, err := mutate.Mutate(mutate.Input{Kind: kindOf(obj.(client.Object)), Object: obj.(client.Object), Raw: req.Object.Raw, Policy: pol, User: req.UserInfo.Username})
 	if err != nil || !out.Managed {
 		return err
 	}

@@ -20,7 +20,7 @@ func layerA(t *testing.T, r *report) {
 	pol := mustPolicy(t)
 	var b strings.Builder
 	b.WriteString("## A. The pure core (`go test -bench BenchmarkCore -benchmem ./bench`)\n\n")
-	b.WriteString("`mutate.Admit` = `Decode` + `Mutate` + `Patch`; each stage measured alone as well.\n\n")
+	b.WriteString("`Registry.Admit` = `Decode` + `Mutate` + `Patch`; each stage measured alone as well.\n\n")
 	b.WriteString("| payload | admit | B/op | allocs/op | decode | mutate | patch | patch B/op |\n|---|---|---|---|---|---|---|---|\n")
 	for _, p := range mustPayloads(t) {
 		res := map[string]testing.BenchmarkResult{}
@@ -40,7 +40,7 @@ func layerA(t *testing.T, r *report) {
 			share := func(s string) float64 {
 				return 100 * float64(res[s].AllocedBytesPerOp()) / float64(a.AllocedBytesPerOp())
 			}
-			r.finding("Core, 8 KB Job (A): of %d B allocated by `mutate.Admit`, decode %.0f%%, mutate %.0f%%, patch %.0f%% (bytes are exact; times on this shared machine are not).",
+			r.finding("Core, 8 KB Job (A): of %d B allocated by `Registry.Admit`, decode %.0f%%, mutate %.0f%%, patch %.0f%% (bytes are exact; times on this shared machine are not).",
 				a.AllocedBytesPerOp(), share("decode"), share("mutate"), share("patch"))
 		}
 	}
@@ -72,7 +72,7 @@ func layerB(t *testing.T, r *report) {
 	var b strings.Builder
 	b.WriteString("## B. The whole handler through httptest (`go test -bench BenchmarkHandler -benchmem ./bench`)\n\n")
 	b.WriteString("One AdmissionReview in, one out: controller-runtime's `admission.Webhook` decoding the review, then the handler, then the response encoded. ")
-	b.WriteString("**noop** is the floor, an `admission.HandlerFunc` that returns Allowed; **kaiwo** is `server.Mutator` (policy lookup, `mutate.Admit`, metrics); ")
+	b.WriteString("**noop** is the floor, an `admission.HandlerFunc` that returns Allowed; **kaiwo** is `server.Mutator` (policy lookup, `mutate.AdmitRequest`, metrics); ")
 	b.WriteString("**defaulter** is the peer, `admission.WithCustomDefaulter` with a defaulter that calls `mutate.Mutate` and copies the result into the object, ")
 	b.WriteString("so controller-runtime decodes, marshals and diffs. Times are medians over the rounds; ratios are the median of the per-round ratios (range in brackets).\n\n")
 	b.WriteString("| payload | noop | kaiwo | defaulter | kaiwo / noop | defaulter / noop | kaiwo B/op | defaulter B/op | noop B/op |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -170,8 +170,8 @@ func profileJob8k(t *testing.T, r *report, h http.Handler, body []byte) {
 	}
 	stages := []struct{ name, fn string }{
 		{"the review decoded by controller-runtime (the floor does this too)", "k8s.io/apimachinery/pkg/runtime/serializer/json.(*Serializer).Decode"},
-		{"`mutate.Admit`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Admit"},
-		{"`mutate.Decode`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Decode"},
+		{"`mutate.AdmitRequest`", "github.com/silogen/kaiwo-webhook/pkg/mutate.AdmitRequest"},
+		{"`Kind.Decode`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Kind.Decode"},
 		{"`mutate.Mutate`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Mutate"},
 		{"  the policy's podTemplatePatch (strategic merge, `applyPatch`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.applyPatch"},
 		{"  annotation parsing (`ParseOptions`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.ParseOptions"},

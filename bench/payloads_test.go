@@ -55,7 +55,7 @@ func generate(t *testing.T, pol *policy.Policy) map[string][]byte {
 	out["env1000"] = env1000(t, out["job2k"])
 	for _, base := range Bases {
 		raw := out[base]
-		res, err := mutate.Admit(raw, func(string) *policy.Policy { return pol }, User)
+		res, err := kinds.Admit(raw, func(string) *policy.Policy { return pol }, User)
 		if err != nil {
 			t.Fatalf("%s: %v", base, err)
 		}
@@ -146,7 +146,7 @@ func TestPayloads(t *testing.T) {
 			if !p.Mutated && !bytes.Equal(p.Raw, want[p.Name]) {
 				t.Errorf("stale: testdata/payloads/%s.json differs from testdata/src; run go test ./bench -run TestPayloads -update", p.Name)
 			}
-			res, err := mutate.Admit(p.Raw, func(string) *policy.Policy { return pol }, User)
+			res, err := kinds.Admit(p.Raw, func(string) *policy.Policy { return pol }, User)
 			if err != nil {
 				t.Fatalf("Admit: %v", err)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/offline"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
@@ -71,6 +72,7 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		in = f
 	}
 	docs, err := offline.Run(in, offline.Options{
+		Kinds:     mutate.Builtin(),
 		PolicyFor: func(string) *policy.Policy { return pol },
 		User:      *user,
 		Patch:     *patch,

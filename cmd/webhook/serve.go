@@ -14,13 +14,14 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
 
 func runServe(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o server.Options
+	o := server.Options{Kinds: mutate.Builtin()}
 	fs.StringVar(&o.CertDir, "cert-dir", "/tmp/k8s-webhook-server/serving-certs", "directory with tls.crt and tls.key (the cert-manager Secret); reloaded when the files change")
 	fs.StringVar(&o.Host, "webhook-host", "", "address the webhook server listens on (default: all)")
 	fs.IntVar(&o.Port, "webhook-port", 9443, "webhook server port")

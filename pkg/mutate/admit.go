@@ -1,13 +1,23 @@
 package mutate
 
 import (
+	"errors"
 	"fmt"
+
+	"github.com/tidwall/gjson"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
 // Request is one admission call on an object's JSON, as the server and the offline command make it.
 type Request struct {
+	// Kind is the object's kind when the caller has looked it up (the server, from the admission request);
+	// the zero Kind means that Kinds looks it up from Raw's apiVersion and kind.
+	Kind Kind
+	// Kinds are the kinds handled, for a request without Kind.
+	Kinds *Registry
 	// Raw is the object.
 	Raw []byte
 	// OldRaw is the stored object of an UPDATE; nil on CREATE.
@@ -24,16 +34,17 @@ type Request struct {
 	Stop func() error
 }
 
-// Admit decodes raw, mutates it under pol for user, and returns the patch.
-func Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
-	return AdmitRequest(Request{Raw: raw, Policy: pol, User: user})
+// Admit decodes raw as one of r's kinds, mutates it under pol for user, and returns the patch.
+func (r *Registry) Admit(raw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
+	return AdmitRequest(Request{Kinds: r, Raw: raw, Policy: pol, User: user})
 }
 
-// AdmitUpdate is Admit for an UPDATE: raw is the new object, oldRaw the stored one. Serving kinds are
-// mutated again, keeping the user label recorded at creation and holding only GPU growth to the limit;
-// Jobs and RayJobs, whose templates Kubernetes does not let change, are not mutated on UPDATE.
-func AdmitUpdate(raw, oldRaw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
-	return AdmitRequest(Request{Raw: raw, OldRaw: oldRaw, Policy: pol, User: user})
+// AdmitUpdate is Admit for an UPDATE: raw is the new object, oldRaw the stored one. Kinds mutated on
+// UPDATE (KindInfo.Update: the serving kinds) are mutated again, keeping the user label recorded at creation
+// and holding only GPU growth to the limit; Jobs and RayJobs, whose templates Kubernetes does not let change,
+// are not mutated on UPDATE.
+func (r *Registry) AdmitUpdate(raw, oldRaw []byte, pol func(namespace string) *policy.Policy, user string) (*Result, error) {
+	return AdmitRequest(Request{Kinds: r, Raw: raw, OldRaw: oldRaw, Policy: pol, User: user})
 }
 
 // AdmitRequest runs one admission call: size limits, decode, mutate, patch and its encoding.
@@ -48,20 +59,31 @@ func AdmitRequest(r Request) (*Result, error) {
 	if d := checkSize(r.Raw); d != nil {
 		return nil, d
 	}
-	obj, kind, err := Decode(r.Raw)
+	var obj client.Object
+	var err error
+	kind := r.Kind
+	switch {
+	case kind.adapter != nil:
+		obj, err = kind.Decode(r.Raw)
+	case r.Kinds != nil:
+		obj, kind, err = r.Kinds.Decode(r.Raw)
+	default:
+		err = errors.New("no kind or kinds given for the request")
+	}
 	if err != nil {
 		return nil, err
 	}
-	in := Input{Object: obj, Raw: r.Raw, Policy: r.Policy(obj.GetNamespace()), User: r.User, Create: r.Create}
+	in := Input{Kind: kind, Object: obj, Raw: r.Raw, Policy: r.Policy(obj.GetNamespace()), User: r.User, Create: r.Create}
 	if r.OldRaw != nil {
-		old, oldKind, err := Decode(r.OldRaw)
+		tm := gjson.GetManyBytes(r.OldRaw, "apiVersion", "kind")
+		if gvk := schema.FromAPIVersionAndKind(tm[0].String(), tm[1].String()); gvk != kind.GVK && checkObject(r.OldRaw) == nil {
+			return nil, fmt.Errorf("the old object is a %s, the new one a %s", gvk.Kind, kind.GVK.Kind)
+		}
+		old, err := kind.Decode(r.OldRaw)
 		if err != nil {
 			return nil, fmt.Errorf("the old object: %w", err)
 		}
-		if oldKind.GVK != kind.GVK {
-			return nil, fmt.Errorf("the old object is a %s, the new one a %s", oldKind.GVK.Kind, kind.GVK.Kind)
-		}
-		if !kind.Serving {
+		if !kind.Update {
 			return &Result{Kind: kind}, nil
 		}
 		in.Old, in.OldRaw = old, r.OldRaw

@@ -267,8 +267,8 @@ func TestScaleAttacks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDenied(t, mutate.ValidateScale(out, 3, storage), "1500Gi", "3 pods", "maxStoragePerWorkload (1Ti)")
-	if err := mutate.ValidateScale(out, 2, storage); err != nil {
+	wantDenied(t, mutate.ValidateScale(kindOf(out), out, 3, storage), "1500Gi", "3 pods", "maxStoragePerWorkload (1Ti)")
+	if err := mutate.ValidateScale(kindOf(out), out, 2, storage); err != nil {
 		t.Fatalf("scale to 2 (1000Gi): want allowed, got %v", err)
 	}
 }
@@ -299,7 +299,7 @@ func TestForgedRecord(t *testing.T) {
 	}
 	run := func(t *testing.T, obj, old client.Object, create bool) client.Object {
 		t.Helper()
-		out, err := mutate.Mutate(mutate.Input{Object: obj, Old: old, Create: create, Policy: pol, User: user})
+		out, err := mutateIn(mutate.Input{Object: obj, Old: old, Create: create, Policy: pol, User: user})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -309,7 +309,7 @@ func TestForgedRecord(t *testing.T) {
 			r.Operation, r.Old = mutate.OpUpdate, old
 			r.OldRaw, _ = json.Marshal(old)
 		}
-		if _, err := mutate.Validate(r); err != nil {
+		if _, err := validateIn(r); err != nil {
 			t.Fatalf("the webhook's own output is denied: %v", err)
 		}
 		return out.Object

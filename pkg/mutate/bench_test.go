@@ -23,14 +23,14 @@ func BenchmarkMutate(b *testing.B) {
 	pol := policy.Default()
 	for _, kind := range benchKinds {
 		raw := benchPayload(b, kind)
-		obj, _, err := mutate.Decode(raw)
+		obj, _, err := kinds.Decode(raw)
 		if err != nil {
 			b.Fatal(err)
 		}
 		b.Run(kind, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				out, err := mutate.Mutate(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
+				out, err := mutateIn(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
 				if err != nil || !out.Managed {
 					b.Fatalf("Mutate: managed=%v, %v", out != nil && out.Managed, err)
 				}
@@ -49,7 +49,7 @@ func BenchmarkAdmit(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(raw)))
 			for b.Loop() {
-				res, err := mutate.Admit(raw, polFor, rwUser)
+				res, err := kinds.Admit(raw, polFor, rwUser)
 				if err != nil || len(res.Patch) == 0 {
 					b.Fatalf("Admit: %v", err)
 				}

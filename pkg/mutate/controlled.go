@@ -46,7 +46,7 @@ func (r controlledReplicaSet) pods() []pods { return replicaPods(r.rs.Spec.Repli
 // another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
 // workload already checked, or orphan the object (the garbage collector); a team user is neither. An object
 // that the update makes controlled is checked as ValidateUnhandledBy checks a new one.
-func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
+func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
@@ -60,11 +60,11 @@ func ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string
 	if doc.Get("metadata.deletionTimestamp").Exists() || systemRequest(user, doc.Get("metadata.namespace").String()) {
 		return nil // a controller's update, such as the garbage collector's that orphans the object
 	}
-	if !controlledByHandled(gjson.ParseBytes(oldRaw)) {
+	if !r.controlledByHandled(gjson.ParseBytes(oldRaw)) {
 		// An owner reference added by this update is the object's word, as on CREATE.
-		return ValidateUnhandledBy(raw, pol, user)
+		return r.ValidateUnhandledBy(raw, pol, user)
 	}
-	if err := ValidateUnhandled(raw, pol); err != nil {
+	if err := r.ValidateUnhandled(raw, pol); err != nil {
 		return err
 	}
 	var w, old podSource

@@ -11,7 +11,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	. "github.com/silogen/kaiwo-webhook/internal/testobj"
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -165,7 +164,7 @@ func checkControlled(t *testing.T, obj, old any, p, def *policy.Policy, as strin
 	}
 	raw, _ := json.Marshal(obj)
 	oldRaw, _ := json.Marshal(old)
-	err := mutate.ValidateUnhandledUpdate(raw, oldRaw, p, as)
+	err := kinds.ValidateUnhandledUpdate(raw, oldRaw, p, as)
 	if want == nil {
 		if err != nil {
 			t.Fatalf("want allowed, got %v", err)

@@ -14,16 +14,27 @@ import (
 type cronJob batchv1.CronJob
 
 var (
-	_           workload  = (*cronJob)(nil)
-	_           finisher  = (*cronJob)(nil)
-	_           queueMeta = (*cronJob)(nil)
-	cronJobKind           = Kind{
-		GVK:   batchv1.SchemeGroupVersion.WithKind("CronJob"),
-		New:   func() client.Object { return &batchv1.CronJob{} },
-		adapt: func(o client.Object, _ []byte) (workload, error) { return (*cronJob)(o.(*batchv1.CronJob)), nil },
-	}
+	_ workload  = (*cronJob)(nil)
+	_ finisher  = (*cronJob)(nil)
+	_ queueMeta = (*cronJob)(nil)
+
 	jobTemplatePath = field.NewPath("spec", "jobTemplate")
 )
+
+// cronJobKind registers batch/v1 CronJobs: mutated on CREATE only, as Jobs; an UPDATE is validated.
+type cronJobKind struct{}
+
+func (cronJobKind) Info() KindInfo {
+	return KindInfo{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), Resource: "cronjobs",
+		Templates: []string{"spec.jobTemplate.spec.template"}}
+}
+
+func (cronJobKind) New() client.Object { return &batchv1.CronJob{} }
+
+func (cronJobKind) adapt(o client.Object, _ []byte) (workload, error) {
+	c, err := as[*batchv1.CronJob](o)
+	return (*cronJob)(c), err
+}
 
 func (c *cronJob) object() client.Object { return (*batchv1.CronJob)(c) }
 

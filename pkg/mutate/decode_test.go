@@ -3,8 +3,6 @@ package mutate_test
 import (
 	"strings"
 	"testing"
-
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 )
 
 // TestDecodeErrors: what Decode refuses, each with a message that says what is wrong and where.
@@ -21,7 +19,7 @@ func TestDecodeErrors(t *testing.T) {
 		"duplicate label": {`{"apiVersion":"batch/v1","kind":"Job","metadata":{"labels":{"a":"1","a":"2"}}}`, `duplicate field "metadata.labels.a"`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, _, err := mutate.Decode([]byte(tc.raw))
+			_, _, err := kinds.Decode([]byte(tc.raw))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("Decode(%s) = %v, want an error containing %q", tc.raw, err, tc.want)
 			}

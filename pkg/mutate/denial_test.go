@@ -152,7 +152,7 @@ func TestDenials(t *testing.T) {
 			if tc.raw != nil {
 				raw = tc.raw(tc.obj)
 			}
-			out, err := mutate.Mutate(mutate.Input{Object: tc.obj, Raw: raw, Policy: tc.pol})
+			out, err := mutateIn(mutate.Input{Object: tc.obj, Raw: raw, Policy: tc.pol})
 			var denial *mutate.Denial
 			if !errors.As(err, &denial) {
 				t.Fatalf("got %v, %v; want a denial", out, err)
@@ -185,11 +185,11 @@ var _ corev1.ResourceName
 func TestBrokenPolicyFailsClosedForManagedObjectsOnly(t *testing.T) {
 	p := policy.Default()
 	p.Err = errors.New(`KaiwoPolicy "ml" is invalid: spec.defaults.cpuPerGpu: Invalid value: "-1": must be greater than 0`)
-	_, err := mutate.Mutate(mutate.Input{Object: job(annotations.GPUs, "1").Obj(), Policy: p})
+	_, err := mutateIn(mutate.Input{Object: job(annotations.GPUs, "1").Obj(), Policy: p})
 	if err == nil || !strings.Contains(err.Error(), `KaiwoPolicy "ml" is invalid`) {
 		t.Errorf("managed object under a broken policy: %v", err)
 	}
-	out, err := mutate.Mutate(mutate.Input{Object: MakeJob("plain", "ml").Obj(), Policy: p})
+	out, err := mutateIn(mutate.Input{Object: MakeJob("plain", "ml").Obj(), Policy: p})
 	if err != nil || out.Managed {
 		t.Errorf("plain object under a broken policy: managed=%v err=%v", out.Managed, err)
 	}

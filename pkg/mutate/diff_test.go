@@ -97,7 +97,7 @@ func TestPatchOverNullElement(t *testing.T) {
 // patchJob decodes raw, changes a copy with change, and returns raw with the patch applied, and the patch.
 func patchJob(t *testing.T, raw string, change func(*batchv1.Job)) ([]byte, []jsonpatch.Operation) {
 	t.Helper()
-	obj, _, err := Decode([]byte(raw))
+	obj, _, err := Builtin().Decode([]byte(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func sameDoc(t *testing.T, a, b []byte) bool {
 func TestPatchKeepsExactNumbers(t *testing.T) {
 	got, ops := patchJob(t, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"activeDeadlineSeconds":9007199254740992,"containers":[{"name":"c","image":"i"}]}}}}`,
 		func(b *batchv1.Job) { b.Spec.Template.Spec.ActiveDeadlineSeconds = ptr.To[int64](9007199254740993) })
-	obj, _, err := Decode(got)
+	obj, _, err := Builtin().Decode(got)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestPatchRemovalLiftsFromTheMovedElement(t *testing.T) {
 // from the last one down, so it applies.
 func TestJSONDiffShrinksFromTheEnd(t *testing.T) {
 	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"i","env":[{"name":"X"},{"name":"Y"},{"name":"Z"},{"name":"W"}]}]}}}}`)
-	obj, _, err := Decode(raw)
+	obj, _, err := Builtin().Decode(raw)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,12 +50,12 @@ const user = "alice@example.com"
 // admit is what the API server does on CREATE: the mutating webhook, then the validating one on its output.
 func admit(t *testing.T, obj client.Object, pol *policy.Policy) (client.Object, error) {
 	t.Helper()
-	out, err := mutate.Mutate(mutate.Input{Object: obj, Policy: pol, User: user})
+	out, err := mutateIn(mutate.Input{Object: obj, Policy: pol, User: user})
 	if err != nil {
 		return nil, err
 	}
 	raw, _ := json.Marshal(out.Object)
-	_, err = mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: out.Object, Raw: raw, Policy: pol, User: user})
+	_, err = validateIn(mutate.Review{Operation: mutate.OpCreate, Object: out.Object, Raw: raw, Policy: pol, User: user})
 	return out.Object, err
 }
 
@@ -73,7 +73,7 @@ func validateAs(obj, old client.Object, pol *policy.Policy, as string) error {
 		r.Operation, r.Old = mutate.OpUpdate, old
 		r.OldRaw, _ = json.Marshal(old)
 	}
-	_, err := mutate.Validate(r)
+	_, err := validateIn(r)
 	return err
 }
 
@@ -228,7 +228,7 @@ func TestAttacksOnCreate(t *testing.T) {
 func TestNumbersAtTheEdges(t *testing.T) {
 	for _, gpus := range []string{"2147483647", "536870913", "288230376151711744"} {
 		t.Run(gpus, func(t *testing.T) {
-			out, err := mutate.Mutate(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, gpus).Obj(), User: user})
+			out, err := mutateIn(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, gpus).Obj(), User: user})
 			if gpus == "288230376151711744" { // beyond int32: the annotation parser refuses it
 				wantDenied(t, err, "kaiwo.silogen.ai/gpus")
 				return
@@ -244,11 +244,11 @@ func TestNumbersAtTheEdges(t *testing.T) {
 	big := policy.Default()
 	big.Defaults.GPUsPerNode = 1024
 	big.Defaults.MemoryPerGPU = policy.Canonical(resource.MustParse("6Ei"))
-	_, err := mutate.Mutate(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, "2").Obj(), Policy: big, User: user})
+	_, err := mutateIn(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, "2").Obj(), Policy: big, User: user})
 	wantDenied(t, err, "metadata.annotations[kaiwo.silogen.ai/gpus]", "do not fit")
 	// 1024 GPUs x 2Pi = 2Ei fits: the quantity is exact.
 	big.Defaults.MemoryPerGPU = policy.Canonical(resource.MustParse("2Pi"))
-	out, err := mutate.Mutate(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, "1024").Obj(), Policy: big, User: user})
+	out, err := mutateIn(mutate.Input{Object: MakeJob("j", "ml").Annotate(annotations.GPUs, "1024").Obj(), Policy: big, User: user})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,11 +315,11 @@ func TestUserLabelOnCreate(t *testing.T) {
 // fzCheckValidates: the validating webhook allows what the mutating webhook produced.
 func fzCheckValidates(t *testing.T, out []byte, polFor func(string) *policy.Policy) {
 	t.Helper()
-	obj, _, err := mutate.Decode(out)
+	obj, _, err := kinds.Decode(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: out, Policy: polFor(obj.GetNamespace()), User: rwUser}); err != nil {
+	if _, err := validateIn(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: out, Policy: polFor(obj.GetNamespace()), User: rwUser}); err != nil {
 		t.Fatalf("Validate refuses the mutation's own output: %v\n%s", err, out)
 	}
 }

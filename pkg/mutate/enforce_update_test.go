@@ -121,7 +121,7 @@ func TestServingUpdateKeepsTheRecord(t *testing.T) {
 	}
 	d := stored.DeepCopyObject().(*appsv1.Deployment)
 	delete(d.Labels, annotations.User)
-	out, err := mutate.Mutate(mutate.Input{Object: d, Old: stored, Policy: pol, User: "bob"})
+	out, err := mutateIn(mutate.Input{Object: d, Old: stored, Policy: pol, User: "bob"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestServingUpdateKeepsTheRecord(t *testing.T) {
 		t.Errorf("user label after bob's update = %q, want alice-example.com", got)
 	}
 	d.Labels[annotations.User] = "bob"
-	_, err = mutate.Mutate(mutate.Input{Object: d, Old: stored, Policy: pol, User: "bob"})
+	_, err = mutateIn(mutate.Input{Object: d, Old: stored, Policy: pol, User: "bob"})
 	wantDenied(t, err, "metadata.labels[kaiwo.silogen.ai/user]", "immutable")
 }
 
@@ -140,15 +140,15 @@ func TestValidateScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantDenied(t, mutate.ValidateScale(stored, 100, pol), "800 GPUs", "spec.replicas=100", "maxGpusPerWorkload (32)")
-	wantDenied(t, mutate.ValidateScale(stored, 5, pol), "40 GPUs")
+	wantDenied(t, mutate.ValidateScale(kindOf(stored), stored, 100, pol), "800 GPUs", "spec.replicas=100", "maxGpusPerWorkload (32)")
+	wantDenied(t, mutate.ValidateScale(kindOf(stored), stored, 5, pol), "40 GPUs")
 	for _, n := range []int32{0, 1, 4} {
-		if err := mutate.ValidateScale(stored, n, pol); err != nil {
+		if err := mutate.ValidateScale(kindOf(stored), stored, n, pol); err != nil {
 			t.Errorf("scale to %d: %v", n, err)
 		}
 	}
 	plain := MakeDeployment("d", "ml").Resource(0, amd, "8").Obj()
-	if err := mutate.ValidateScale(plain, 100, policy.Default()); err != nil {
+	if err := mutate.ValidateScale(kindOf(plain), plain, 100, policy.Default()); err != nil {
 		t.Errorf("an unmanaged Deployment in an OptIn namespace: %v", err)
 	}
 }
@@ -167,7 +167,7 @@ func TestTieIsVisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(obj)
-	warnings, err := mutate.Validate(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: user})
+	warnings, err := validateIn(mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: raw, Policy: pol, User: user})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -210,7 +210,7 @@ func TestMoreUpdates(t *testing.T) {
 	}
 	gpus := plain.DeepCopyObject().(*appsv1.Deployment)
 	Resources(&gpus.Spec.Template, 0, amd, "64")
-	_, err = mutate.Mutate(mutate.Input{Object: gpus, Old: plain, Policy: pol, User: user})
+	_, err = mutateIn(mutate.Input{Object: gpus, Old: plain, Policy: pol, User: user})
 	wantDenied(t, err, "64 GPUs", "maxGpusPerWorkload (32)")
 	// Without the mutation (another path to the API server), the missing locked defaults are refused first.
 	wantDenied(t, validate(gpus, plain, pol), "spec.template.spec.tolerations", "spec.template.spec.nodeSelector[node-pool]")
@@ -248,7 +248,7 @@ func TestControllerUpdatesOfOlderObjects(t *testing.T) {
 	pol := teamML(t)
 	annotated := stored.DeepCopyObject().(*appsv1.Deployment)
 	annotated.Annotations["deployment.kubernetes.io/revision"] = "2"
-	out, err := mutate.Mutate(mutate.Input{Object: annotated, Old: stored, Policy: pol, User: "system:serviceaccount:kube-system:deployment-controller"})
+	out, err := mutateIn(mutate.Input{Object: annotated, Old: stored, Policy: pol, User: "system:serviceaccount:kube-system:deployment-controller"})
 	if err != nil {
 		t.Fatalf("mutation refused the controller's update: %v", err)
 	}
@@ -257,7 +257,7 @@ func TestControllerUpdatesOfOlderObjects(t *testing.T) {
 	}
 	changed := annotated.DeepCopy()
 	changed.Spec.Template.Spec.Containers[0].Image = "rocm/vllm:v2"
-	_, err = mutate.Mutate(mutate.Input{Object: changed, Old: stored, Policy: pol, User: user})
+	_, err = mutateIn(mutate.Input{Object: changed, Old: stored, Policy: pol, User: user})
 	wantDenied(t, err, "spec.template.spec.tolerations[0]", `key: "spot"`, "tolerations are locked")
 	wantDenied(t, validate(changed, stored, pol), "spec.template.spec.tolerations[0]")
 }
@@ -267,13 +267,13 @@ func TestControllerUpdatesOfOlderObjects(t *testing.T) {
 func TestReviewShapes(t *testing.T) {
 	pol := teamML(t)
 	j := gpuJob("8").Obj()
-	if _, err := mutate.Validate(mutate.Review{Operation: "DELETE", Object: j, Policy: pol, User: user}); err != nil {
+	if _, err := validateIn(mutate.Review{Operation: "DELETE", Object: j, Policy: pol, User: user}); err != nil {
 		t.Errorf("DELETE: %v", err)
 	}
-	if _, err := mutate.Validate(mutate.Review{Operation: mutate.OpUpdate, Object: j, Policy: pol, User: user}); err == nil {
+	if _, err := validateIn(mutate.Review{Operation: mutate.OpUpdate, Object: j, Policy: pol, User: user}); err == nil {
 		t.Error("an UPDATE without the old object was allowed")
 	}
-	if _, err := mutate.Validate(mutate.Review{Operation: mutate.OpUpdate, Object: j, Old: MakeDeployment("d", "ml").Obj(), Policy: pol, User: user}); err == nil {
+	if _, err := validateIn(mutate.Review{Operation: mutate.OpUpdate, Object: j, Old: MakeDeployment("d", "ml").Obj(), Policy: pol, User: user}); err == nil {
 		t.Error("an UPDATE whose old object is another kind was allowed")
 	}
 }

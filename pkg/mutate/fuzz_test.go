@@ -202,8 +202,8 @@ func fzCheck(t *testing.T, raw []byte) { t.Helper(); fzCheckPolicy(t, raw, rwPol
 
 func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy) {
 	t.Helper()
-	decoded, _, decErr := mutate.Decode(raw)
-	res, err := mutate.Admit(raw, polFor, rwUser)
+	decoded, _, decErr := kinds.Decode(raw)
+	res, err := kinds.Admit(raw, polFor, rwUser)
 	if err != nil {
 		if res != nil {
 			t.Errorf("Admit returned both a result and an error: %v", err)
@@ -247,7 +247,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	if enc, err := mutate.EncodePatch(res.Patch); err != nil || !bytes.Equal(enc, mustMarshal(t, res.Patch)) {
 		t.Errorf("EncodePatch gives %s (%v), encoding/json %s", enc, err, mustMarshal(t, res.Patch))
 	}
-	mutated, _, err := mutate.Decode(out)
+	mutated, _, err := kinds.Decode(out)
 	if err != nil {
 		t.Fatalf("the mutated object does not decode: %v\n%s", err, out)
 	}
@@ -256,7 +256,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	}
 	fzCheckSameAsJSONDiff(t, raw, out, decoded, polFor(decoded.GetNamespace()))
 	fzCheckValidates(t, out, polFor)
-	again, err := mutate.Admit(out, polFor, rwUser)
+	again, err := kinds.Admit(out, polFor, rwUser)
 	if err != nil {
 		t.Fatalf("Admit allows the object but denies its own output: %v\ninput:  %s\noutput: %s", err, raw, out)
 	}
@@ -270,7 +270,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 // encodings gives.
 func fzCheckSameAsJSONDiff(t *testing.T, raw, out []byte, obj client.Object, pol *policy.Policy) {
 	t.Helper()
-	m, err := mutate.Mutate(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
+	m, err := mutateIn(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
 	if err != nil {
 		t.Fatalf("Mutate denies what Admit allows: %v", err)
 	}
@@ -303,7 +303,7 @@ func mustMarshal(t *testing.T, v any) []byte {
 func fzCheckPure(t *testing.T, raw []byte, obj client.Object, pol *policy.Policy) {
 	t.Helper()
 	before := obj.DeepCopyObject()
-	out, err := mutate.Mutate(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
+	out, err := mutateIn(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
 	if err != nil {
 		return
 	}
@@ -332,7 +332,7 @@ func TestRayJobExplicitZeroTTL(t *testing.T) {
 		spec := doc["spec"].(map[string]any)
 		spec["ttlSecondsAfterFinished"], spec["shutdownAfterJobFinishes"] = 0, true
 		raw, _ := json.Marshal(doc)
-		res, err := mutate.Admit(raw, rwPolicy, rwUser)
+		res, err := kinds.Admit(raw, rwPolicy, rwUser)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -353,7 +353,7 @@ func TestAdmitCaseVariantKeys(t *testing.T) {
 	const tmpl = `{"template":{"spec":{"restartPolicy":"Never","containers":[{"name":"c","image":"i"%s}]}}}`
 	raw := `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j","annotations":{"kaiwo.silogen.ai/gpus":"2"}},` +
 		`"spec":` + fmt.Sprintf(tmpl, "") + `,"Spec":` + fmt.Sprintf(tmpl, `,"env":[{"name":"X","value":"1"}]`) + `}`
-	res, err := mutate.Admit([]byte(raw), rwPolicy, rwUser)
+	res, err := kinds.Admit([]byte(raw), rwPolicy, rwUser)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,7 +372,7 @@ func TestPolicyPatchKeepsLockedTolerations(t *testing.T) {
 		"      priorityClassName: gpu-high\n      tolerations: [{key: team, operator: Equal, value: ml, effect: NoSchedule}]\n", 1))
 	polFor := func(string) *policy.Policy { return pol }
 	raw := rwReadJSON(t, filepath.Join("testdata", "bench", "job.yaml"))
-	res, err := mutate.Admit(raw, polFor, rwUser)
+	res, err := kinds.Admit(raw, polFor, rwUser)
 	if err != nil {
 		return // denying the contradiction, with a reason, would do too
 	}

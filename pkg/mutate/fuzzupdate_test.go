@@ -60,11 +60,11 @@ func FuzzUpdate(f *testing.F) {
 		p := pols[int(pol)%len(pols)]
 		polFor := func(string) *policy.Policy { return p }
 		rawA := withAnnotations(obj, map[string]string{annotations.GPUs: gpusA, annotations.Env: envA, annotations.Storage: storageA, annotations.WorkloadConfigMap: "code"})
-		decoded, kind, err := mutate.Decode(rawA)
+		decoded, kind, err := kinds.Decode(rawA)
 		if err != nil || !kind.Serving || decoded.GetName() == "" {
 			return
 		}
-		created, err := mutate.AdmitRequest(mutate.Request{Raw: rawA, Policy: polFor, User: rwUser, Create: true})
+		created, err := mutate.AdmitRequest(mutate.Request{Kinds: kinds, Raw: rawA, Policy: polFor, User: rwUser, Create: true})
 		if err != nil {
 			return
 		}
@@ -77,7 +77,7 @@ func FuzzUpdate(f *testing.F) {
 			change[annotations.WorkloadConfigMap], change[annotations.Storage] = "-", "-"
 		}
 		next := withAnnotations(live, change)
-		res, err := mutate.AdmitUpdate(next, live, polFor, rwUser)
+		res, err := kinds.AdmitUpdate(next, live, polFor, rwUser)
 		if err != nil {
 			var d *mutate.Denial
 			if !errors.As(err, &d) || len(d.Errs) == 0 {
@@ -89,10 +89,10 @@ func FuzzUpdate(f *testing.F) {
 		if err != nil {
 			t.Fatalf("the update patch does not apply: %v", err)
 		}
-		if _, _, err := mutate.Decode(out); err != nil {
+		if _, _, err := kinds.Decode(out); err != nil {
 			t.Fatalf("the updated object does not decode: %v\n%s", err, out)
 		}
-		again, err := mutate.AdmitUpdate(out, out, polFor, rwUser)
+		again, err := kinds.AdmitUpdate(out, out, polFor, rwUser)
 		if err != nil || len(again.Patch) > 0 || len(again.Warnings) > 0 {
 			t.Fatalf("updating the result unchanged: err %v, patch %s, warnings %q\nlive: %s\nnext: %s\nout:  %s", err, rwJSON(again.Patch), again.Warnings, live, next, out)
 		}

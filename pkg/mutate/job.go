@@ -17,6 +17,20 @@ var (
 	_ finisher = (*job)(nil)
 )
 
+// jobKind registers batch/v1 Jobs: mutated on CREATE (the pod template is immutable).
+type jobKind struct{}
+
+func (jobKind) Info() KindInfo {
+	return KindInfo{GVK: batchv1.SchemeGroupVersion.WithKind("Job"), Resource: "jobs", Templates: []string{"spec.template"}}
+}
+
+func (jobKind) New() client.Object { return &batchv1.Job{} }
+
+func (jobKind) adapt(o client.Object, _ []byte) (workload, error) {
+	j, err := as[*batchv1.Job](o)
+	return (*job)(j), err
+}
+
 func (j *job) object() client.Object { return (*batchv1.Job)(j) }
 
 func (j *job) templates() []template {

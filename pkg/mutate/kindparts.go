@@ -39,9 +39,6 @@ func replicaPods(replicas *int32) []pods {
 	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
 }
 
-// scaler is a workload with a scale subresource.
-type scaler interface{ setReplicas(int32) }
-
 // queueMeta is a workload whose objects take Kueue's labels from other metadata than the workload's own:
 // a CronJob's Jobs from spec.jobTemplate.metadata.labels. Those labels are what queues them.
 type queueMeta interface {

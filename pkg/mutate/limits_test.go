@@ -15,7 +15,7 @@ import (
 )
 
 func admitDefault(raw []byte) (*mutate.Result, error) {
-	return mutate.Admit(raw, func(string) *policy.Policy { return policy.Default() }, "alice")
+	return kinds.Admit(raw, func(string) *policy.Policy { return policy.Default() }, "alice")
 }
 
 // wantDenial checks that err is a denial of reason whose message holds every part of want.

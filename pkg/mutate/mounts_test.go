@@ -230,7 +230,7 @@ func TestDifferentMountsStillConflict(t *testing.T) {
 				t.Fatalf("the case does not apply: %q not in the source", tc.from)
 			}
 			obj := decodeYAML(t, strings.Replace(tc.src, tc.from, tc.to, 1))
-			_, err := mutate.Mutate(mutate.Input{Object: obj})
+			_, err := mutateIn(mutate.Input{Object: obj})
 			wantConflict(t, err, tc.want...)
 		})
 	}

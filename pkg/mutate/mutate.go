@@ -19,7 +19,9 @@ import (
 
 // Input is everything one mutation depends on.
 type Input struct {
-	// Object is the decoded workload; it is not modified.
+	// Kind is Object's kind, as the registry's Decode returns it.
+	Kind Kind
+	// Object is the decoded workload, of Kind's Go type; it is not modified.
 	Object client.Object
 	// Raw is the object's JSON as sent, when there is one; it shows explicit values the Go types drop.
 	Raw []byte
@@ -87,10 +89,7 @@ type Applied struct {
 
 // Mutate Kaiwo-ifies a copy of in.Object. It is pure: no I/O, no clock, no globals that change.
 func Mutate(in Input) (*Output, error) {
-	kind, ok := KindOf(in.Object)
-	if !ok {
-		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", in.Object), []string{supportedKinds()})}}
-	}
+	kind := in.Kind
 	if in.Old == nil && (fromCheckedTemplate(kind, in.Object, in.User) || ownedPod(kind, in.Object)) {
 		return &Output{Object: in.Object}, nil
 	}
@@ -111,7 +110,7 @@ func Mutate(in Input) (*Output, error) {
 		return nil, &Denial{ReasonPolicy, field.ErrorList{field.InternalError(field.NewPath("metadata", "namespace"),
 			fmt.Errorf("the namespace's policy cannot be applied until an admin fixes it: %w", pol.Err))}}
 	}
-	m := &mutation{w: w, obj: obj, pol: pol, old: in.Old}
+	m := &mutation{kind: kind, w: w, obj: obj, pol: pol, old: in.Old}
 	if err := m.own(in, kind); err != nil {
 		return nil, err
 	}
@@ -146,6 +145,7 @@ func isManaged(obj client.Object, w workload, pol *policy.Policy) bool {
 }
 
 type mutation struct {
+	kind     Kind
 	w        workload
 	obj      client.Object
 	pol      *policy.Policy
@@ -165,7 +165,7 @@ func (m *mutation) warn(format string, args ...any) {
 }
 
 func (m *mutation) run(user string) *Denial {
-	kind, _ := KindOf(m.obj)
+	kind := m.kind
 	opts, errs := ParseOptions(m.obj.GetAnnotations())
 	if len(errs) > 0 {
 		return &Denial{ReasonAnnotation, errs}

@@ -27,7 +27,7 @@ const (
 
 func run(t *testing.T, obj client.Object, pol *policy.Policy) (client.Object, []string) {
 	t.Helper()
-	out, err := mutate.Mutate(mutate.Input{Object: obj, Policy: pol, User: "alice@example.com"})
+	out, err := mutateIn(mutate.Input{Object: obj, Policy: pol, User: "alice@example.com"})
 	if err != nil {
 		t.Fatalf("Mutate: %v", err)
 	}
@@ -263,7 +263,7 @@ func TestUnmanagedPassesThrough(t *testing.T) {
 		"other prefix annotation": MakeJob("j", "ml").Annotate("example.com/gpus", "4").Obj(),
 	} {
 		t.Run(name, func(t *testing.T) {
-			out, err := mutate.Mutate(mutate.Input{Object: obj})
+			out, err := mutateIn(mutate.Input{Object: obj})
 			if err != nil || out.Managed || out.Object != obj {
 				t.Errorf("managed=%v err=%v, want the same object back", out.Managed, err)
 			}
@@ -271,7 +271,7 @@ func TestUnmanagedPassesThrough(t *testing.T) {
 	}
 	p := policy.Default()
 	p.Mode = policy.Enforce
-	out, err := mutate.Mutate(mutate.Input{Object: MakeJob("cpu", "ml").Obj(), Policy: p})
+	out, err := mutateIn(mutate.Input{Object: MakeJob("cpu", "ml").Obj(), Policy: p})
 	if err != nil || out.Managed {
 		t.Errorf("enforce mode managed a CPU-only job: managed=%v err=%v", out.Managed, err)
 	}

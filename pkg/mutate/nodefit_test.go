@@ -99,7 +99,7 @@ func TestPlansANodeCannotHold(t *testing.T) {
 				pol = perNode(8)
 			}
 			before := tc.obj.DeepCopyObject()
-			out, err := mutate.Mutate(mutate.Input{Object: tc.obj, Policy: pol})
+			out, err := mutateIn(mutate.Input{Object: tc.obj, Policy: pol})
 			var d *mutate.Denial
 			if !errors.As(err, &d) || out != nil {
 				t.Fatalf("got %v, %v; want a denial", out, err)

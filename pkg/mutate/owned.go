@@ -1,8 +1,25 @@
 package mutate
 
 import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/tidwall/gjson"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
+
+// podOwners are the controllers whose Pods come from a template Kaiwo checked as that controller or the
+// workload that created it: a Job's, a Deployment's ReplicaSet's, a StatefulSet's, a RayJob's or RayService's
+// RayCluster's.
+var podOwners = map[string]bool{
+	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true, "apps/v1 StatefulSet": true,
+	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
+}
 
 // jobOwners are the controllers whose Jobs come from a template Kaiwo checked as that controller: a
 // CronJob's job template.
@@ -17,9 +34,9 @@ var jobOwners = map[string]bool{"batch/v1 CronJob": true}
 func fromCheckedTemplate(kind Kind, obj client.Object, user string) bool {
 	var owners map[string]bool
 	switch kind.GVK {
-	case jobKind.GVK:
+	case batchv1.SchemeGroupVersion.WithKind("Job"):
 		owners = jobOwners
-	case podKind.GVK:
+	case podGVK:
 		owners = podOwners
 	default:
 		return false
@@ -42,5 +59,27 @@ func controlledBy(obj client.Object, owners map[string]bool) bool {
 // handled: a controller's comes from a template already checked, and a team user's is checked by Validate
 // as an object of a kind Kaiwo does not handle.
 func ownedPod(kind Kind, obj client.Object) bool {
-	return kind.GVK == podKind.GVK && controlledBy(obj, podOwners)
+	return kind.GVK == podGVK && controlledBy(obj, podOwners)
+}
+
+var podGVK = corev1.SchemeGroupVersion.WithKind("Pod")
+
+// forgedPod denies, in an Enforce namespace, a Pod that asks for GPUs and names a workload as its controller
+// (see ownedPod) when no controller makes the request (an empty user, offline, trusts the reference): Kueue's
+// pod webhook does not gate a Pod whose owner it manages, so such a Pod could not be queued.
+func forgedPod(obj client.Object, pol *policy.Policy, user string) error {
+	if pol.Mode != policy.Enforce || user == "" || systemRequest(user, obj.GetNamespace()) {
+		return nil
+	}
+	spec, err := json.Marshal(obj.(*corev1.Pod).Spec)
+	if err != nil {
+		return err
+	}
+	p, q := findGPU(gjson.ParseBytes(spec), field.NewPath("spec"), 0)
+	if p == nil {
+		return nil
+	}
+	return &Denial{ReasonPolicy, field.ErrorList{field.Forbidden(p, fmt.Sprintf(
+		"asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode, and the Pod's controller owner reference names a workload, which exempts it only when a controller makes the request, not %q: remove the owner reference to have it handled as a Pod",
+		q, pol.Name, user))}}
 }

@@ -28,7 +28,7 @@ const newerRayJob = `{
 }`
 
 func TestPatchKeepsUnknownFields(t *testing.T) {
-	res, err := mutate.Admit([]byte(newerRayJob), func(string) *policy.Policy { return policy.Default() }, "bob")
+	res, err := kinds.Admit([]byte(newerRayJob), func(string) *policy.Policy { return policy.Default() }, "bob")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestPatchKeepsUnknownFields(t *testing.T) {
 	if !m.Spec.Suspend || g.Replicas != 2 {
 		t.Errorf("not mutated: suspend=%v replicas=%d", m.Spec.Suspend, g.Replicas)
 	}
-	again, err := mutate.Admit(out, func(string) *policy.Policy { return policy.Default() }, "bob")
+	again, err := kinds.Admit(out, func(string) *policy.Policy { return policy.Default() }, "bob")
 	if err != nil || len(again.Patch) != 0 || len(again.Warnings) != 0 {
 		t.Errorf("second pass: err=%v patch=%v warnings=%v", err, again.Patch, again.Warnings)
 	}
@@ -84,7 +84,7 @@ func TestAdmitUnsupportedAndBadJSON(t *testing.T) {
 		"array":      `[{"apiVersion":"batch/v1","kind":"Job"}]`,
 		"empty":      ``,
 	} {
-		if _, err := mutate.Admit([]byte(raw), pol, ""); err == nil {
+		if _, err := kinds.Admit([]byte(raw), pol, ""); err == nil {
 			t.Errorf("%s: no error", name)
 		}
 	}

@@ -17,14 +17,22 @@ type pod corev1.Pod
 // kueueAdmissionGate is the scheduling gate Kueue's pod webhook puts on a Pod it queues.
 const kueueAdmissionGate = "kueue.x-k8s.io/admission"
 
-var (
-	_       workload = (*pod)(nil)
-	podKind          = Kind{
-		GVK:   corev1.SchemeGroupVersion.WithKind("Pod"),
-		New:   func() client.Object { return &corev1.Pod{} },
-		adapt: func(o client.Object, _ []byte) (workload, error) { return (*pod)(o.(*corev1.Pod)), nil },
-	}
-)
+var _ workload = (*pod)(nil)
+
+// podKind registers v1 Pods: mutated on CREATE only (a Pod's spec is immutable). Its one template is the
+// Pod itself, "." in Templates.
+type podKind struct{}
+
+func (podKind) Info() KindInfo {
+	return KindInfo{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), Resource: "pods", Templates: []string{"."}}
+}
+
+func (podKind) New() client.Object { return &corev1.Pod{} }
+
+func (podKind) adapt(o client.Object, _ []byte) (workload, error) {
+	p, err := as[*corev1.Pod](o)
+	return (*pod)(p), err
+}
 
 // A Pod's metadata and spec, in this order, are laid out as a PodTemplateSpec's; podTemplate relies on it.
 func init() {

@@ -148,7 +148,7 @@ func (m *mutation) quieter(in Input, kind Kind, user string) *mutation {
 		return nil
 	}
 	// The entries left in place are still Kaiwo's: the record keeps them (carry).
-	q := &mutation{w: w, obj: obj, pol: m.pol, old: in.Old, inW: m.inW, carry: m.stripped}
+	q := &mutation{kind: kind, w: w, obj: obj, pol: m.pol, old: in.Old, inW: m.inW, carry: m.stripped}
 	q.stripped = stripRecord(only, in.Old, oldW, w, obj)
 	if q.run(user) != nil {
 		return nil

@@ -51,7 +51,7 @@ func TestSharedPolicyConcurrentAdmit(t *testing.T) {
 				patches := make([]string, 8)
 				for i := range patches {
 					wg.Go(func() {
-						res, err := mutate.Admit(raw, func(string) *policy.Policy { return pol }, "alice")
+						res, err := kinds.Admit(raw, func(string) *policy.Policy { return pol }, "alice")
 						if err != nil {
 							t.Error(err)
 							return

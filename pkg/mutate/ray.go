@@ -9,126 +9,9 @@ import (
 	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 )
-
-// rayJob adapts a ray.io/v1 RayJob: head, worker groups and submitter templates; GPUs planned over workers.
-type rayJob struct {
-	*rayv1.RayJob
-	// keepCluster is an explicit shutdownAfterJobFinishes: false, which Kueue cannot queue.
-	keepCluster bool
-	// zeroTTL is an explicit ttlSecondsAfterFinished: 0, delete at once.
-	zeroTTL bool
-}
-
-// rayService adapts a ray.io/v1 RayService: head and worker group templates; GPUs planned over workers.
-type rayService rayv1.RayService
-
-var (
-	_ workload = (*rayJob)(nil)
-	_ finisher = (*rayJob)(nil)
-	_ workload = (*rayService)(nil)
-)
-
-// Where each kind keeps its cluster spec.
-var (
-	rayJobCluster     = field.NewPath("spec", "rayClusterSpec")
-	rayServiceCluster = field.NewPath("spec", "rayClusterConfig")
-)
-
-func (r *rayJob) object() client.Object { return r.RayJob }
-
-func (r *rayJob) templates() []template {
-	ts := clusterTemplates(r.Spec.RayClusterSpec, rayJobCluster)
-	if r.Spec.SubmitterPodTemplate != nil {
-		ts = append(ts, template{path: field.NewPath("spec", "submitterPodTemplate"), spec: r.Spec.SubmitterPodTemplate})
-	}
-	return ts
-}
-
-func (r *rayJob) pods() []pods {
-	ps := rayPods(r.Spec.RayClusterSpec, rayJobCluster)
-	if r.Spec.SubmitterPodTemplate != nil {
-		ps = append(ps, onePod())
-	}
-	return ps
-}
-
-func (r *rayJob) check() field.ErrorList {
-	var errs field.ErrorList
-	if len(r.Spec.ClusterSelector) > 0 {
-		errs = append(errs, field.Forbidden(field.NewPath("spec", "clusterSelector"),
-			"Kaiwo plans and queues the Ray cluster a RayJob creates; a RayJob on an existing cluster (clusterSelector) cannot be managed"))
-	}
-	return append(errs, checkCluster(r.Spec.RayClusterSpec, rayJobCluster)...)
-}
-
-func (r *rayJob) plan(s *settings) (plan, field.ErrorList) {
-	return planRay(r.Spec.RayClusterSpec, rayJobCluster, s)
-}
-
-func (r *rayJob) queue(s *settings) ([]string, field.ErrorList) {
-	if r.keepCluster {
-		return nil, field.ErrorList{field.Invalid(field.NewPath("spec", "shutdownAfterJobFinishes"), false,
-			"must be true for a queued RayJob: Kueue frees the quota only when the cluster is deleted (or set "+annotations.Queueing+": none)")}
-	}
-	if r.deletionRules() {
-		return nil, field.ErrorList{field.Forbidden(field.NewPath("spec", "deletionStrategy", "deletionRules"),
-			"a queued RayJob needs shutdownAfterJobFinishes: true, which KubeRay does not allow with deletionRules; remove deletionRules or set "+annotations.Queueing+": none")}
-	}
-	var notes []string
-	if !r.Spec.Suspend {
-		r.Spec.Suspend = true
-		notes = append(notes, "spec.suspend=true until Kueue admits it")
-	}
-	if !r.Spec.ShutdownAfterJobFinishes {
-		r.Spec.ShutdownAfterJobFinishes = true
-		notes = append(notes, "spec.shutdownAfterJobFinishes=true")
-	}
-	n, errs := noAutoscaling(r.Spec.RayClusterSpec, rayJobCluster)
-	return append(notes, n...), errs
-}
-
-// ttl: KubeRay takes a TTL only with shutdownAfterJobFinishes and without deletionRules; 0 reads as unset.
-func (r *rayJob) ttl() (*int32, *field.Path, bool) {
-	var cur *int32
-	if r.Spec.TTLSecondsAfterFinished != 0 || r.zeroTTL {
-		cur = ptr.To(r.Spec.TTLSecondsAfterFinished)
-	}
-	return cur, field.NewPath("spec", "ttlSecondsAfterFinished"), r.Spec.ShutdownAfterJobFinishes && !r.deletionRules()
-}
-
-func (r *rayJob) deletionRules() bool {
-	return r.Spec.DeletionStrategy != nil && len(r.Spec.DeletionStrategy.DeletionRules) > 0
-}
-
-func (r *rayJob) setTTL(v int32) { r.Spec.TTLSecondsAfterFinished = v }
-
-func (r *rayService) object() client.Object { return (*rayv1.RayService)(r) }
-
-func (r *rayService) templates() []template {
-	return clusterTemplates(&r.Spec.RayClusterSpec, rayServiceCluster)
-}
-
-func (r *rayService) pods() []pods { return rayPods(&r.Spec.RayClusterSpec, rayServiceCluster) }
-
-func (r *rayService) check() field.ErrorList { return nil }
-
-func (r *rayService) plan(s *settings) (plan, field.ErrorList) {
-	return planRay(&r.Spec.RayClusterSpec, rayServiceCluster, s)
-}
-
-func (r *rayService) queue(s *settings) ([]string, field.ErrorList) {
-	var notes []string
-	if !ptr.Deref(r.Spec.RayClusterSpec.Suspend, false) {
-		r.Spec.RayClusterSpec.Suspend = ptr.To(true)
-		notes = append(notes, "spec.rayClusterConfig.suspend=true until Kueue admits it")
-	}
-	n, errs := noAutoscaling(&r.Spec.RayClusterSpec, rayServiceCluster)
-	return append(notes, n...), errs
-}
 
 func clusterTemplates(c *rayv1.RayClusterSpec, clusterPath *field.Path) []template {
 	if c == nil {
@@ -347,7 +230,3 @@ func largestDivisor(n, max int64) int64 {
 	}
 	return best
 }
-
-func (r *rayJob) suspended() bool { return r.Spec.Suspend }
-
-func (r *rayService) suspended() bool { return ptr.Deref(r.Spec.RayClusterSpec.Suspend, false) }

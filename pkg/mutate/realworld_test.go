@@ -219,7 +219,7 @@ func TestRealWorld(t *testing.T) {
 		tc := rwCases[name]
 		t.Run(name, func(t *testing.T) {
 			raw := rwLoad(t, rwFile(name), tc.annotations)
-			res, err := mutate.Admit(raw, rwPolicy, rwUser)
+			res, err := kinds.Admit(raw, rwPolicy, rwUser)
 			if len(tc.denied) > 0 {
 				var d *mutate.Denial
 				if !errors.As(err, &d) {
@@ -470,7 +470,7 @@ func rwContainerGPUs(c corev1.Container) int64 {
 
 func rwDecodeObject(t testing.TB, raw []byte) client.Object {
 	t.Helper()
-	obj, _, err := mutate.Decode(raw)
+	obj, _, err := kinds.Decode(raw)
 	if err != nil {
 		t.Fatalf("Decode: %v", err)
 	}
@@ -484,7 +484,7 @@ func rwCheckObject(t *testing.T, tc rwCase, in, out []byte) {
 	if len(inPods) != len(outPods) {
 		t.Fatalf("the output has %d pod templates, the input %d", len(outPods), len(inPods))
 	}
-	kind, _ := mutate.KindOf(after)
+	kind, _ := kinds.ForObject(after)
 	gpus, hasGPUs := int64(-1), false
 	if v, ok := tc.annotations[annotations.GPUs]; ok {
 		n, _ := strconv.ParseInt(v, 10, 64)
@@ -677,7 +677,7 @@ func rwMount(t *corev1.PodTemplateSpec, c corev1.Container, path string) (*corev
 // rwCheckSecondPass: the mutated object is a fixed point, silently.
 func rwCheckSecondPass(t *testing.T, out []byte) {
 	t.Helper()
-	res, err := mutate.Admit(out, rwPolicy, rwUser)
+	res, err := kinds.Admit(out, rwPolicy, rwUser)
 	if err != nil {
 		t.Fatalf("second Admit: %v", err)
 	}
@@ -704,7 +704,7 @@ func TestRealWorldOperatorsAccept(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			raw := rwLoad(t, rwFile(name), tc.annotations)
-			res, err := mutate.Admit(raw, rwPolicy, rwUser)
+			res, err := kinds.Admit(raw, rwPolicy, rwUser)
 			if err != nil {
 				return // a denial is always an acceptable answer here; TestRealWorld says which are expected
 			}

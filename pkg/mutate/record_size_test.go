@@ -13,11 +13,11 @@ import (
 // appliedOf mutates raw under the default policy and reads the applied record of the result.
 func appliedOf(t *testing.T, raw []byte) mutate.Applied {
 	t.Helper()
-	obj, _, err := mutate.Decode(raw)
+	obj, _, err := kinds.Decode(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := mutate.Mutate(mutate.Input{Object: obj, Raw: raw, Policy: policy.Default(), User: "alice", Create: true})
+	out, err := mutateIn(mutate.Input{Object: obj, Raw: raw, Policy: policy.Default(), User: "alice", Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,15 +11,25 @@ import (
 type statefulSet appsv1.StatefulSet
 
 var (
-	_               workload = (*statefulSet)(nil)
-	_               scaler   = (*statefulSet)(nil)
-	statefulSetKind          = Kind{
-		GVK:     appsv1.SchemeGroupVersion.WithKind("StatefulSet"),
-		Serving: true,
-		New:     func() client.Object { return &appsv1.StatefulSet{} },
-		adapt:   func(o client.Object, _ []byte) (workload, error) { return (*statefulSet)(o.(*appsv1.StatefulSet)), nil },
-	}
+	_ workload = (*statefulSet)(nil)
+	_ scaler   = (*statefulSet)(nil)
 )
+
+// statefulSetKind registers apps/v1 StatefulSets: a serving kind, mutated on CREATE and UPDATE, with a
+// scale subresource.
+type statefulSetKind struct{}
+
+func (statefulSetKind) Info() KindInfo {
+	return KindInfo{GVK: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Resource: "statefulsets",
+		Serving: true, Update: true, Scale: true, Templates: []string{"spec.template"}}
+}
+
+func (statefulSetKind) New() client.Object { return &appsv1.StatefulSet{} }
+
+func (statefulSetKind) adapt(o client.Object, _ []byte) (workload, error) {
+	d, err := as[*appsv1.StatefulSet](o)
+	return (*statefulSet)(d), err
+}
 
 func (d *statefulSet) object() client.Object { return (*appsv1.StatefulSet)(d) }
 

@@ -160,7 +160,7 @@ func TestStorageDenials(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			before := tc.obj.DeepCopyObject()
-			_, err := mutate.Mutate(mutate.Input{Object: tc.obj, Policy: tc.pol})
+			_, err := mutateIn(mutate.Input{Object: tc.obj, Policy: tc.pol})
 			wantConflict(t, err, tc.want...)
 			if diff := cmp.Diff(before, tc.obj); diff != "" {
 				t.Errorf("input modified:\n%s", diff)

@@ -13,12 +13,15 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// podOwners are the controllers whose objects come from a template a handled workload (or this check) has
-// already seen: a Job's Pods, a Deployment's ReplicaSets and their Pods, a RayJob's or RayService's
-// RayCluster and its Pods.
-var podOwners = map[string]bool{
-	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true, "apps/v1 StatefulSet": true,
-	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
+// podOwner reports whether a controller of apiVersion and kind makes its objects from a template a handled
+// workload (or this check) has already seen: the handled kinds (a Job's Pods, a Deployment's ReplicaSets, a
+// RayJob's or RayService's RayCluster) and the objects they create that create pods in turn (a ReplicaSet's
+// Pods, a RayCluster's Pods).
+func (r *Registry) podOwner(apiVersion, kind string) bool {
+	if _, ok := r.For(schema.FromAPIVersionAndKind(apiVersion, kind)); ok {
+		return true
+	}
+	return apiVersion == "apps/v1" && kind == "ReplicaSet" || apiVersion == "ray.io/v1" && kind == "RayCluster"
 }
 
 // ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
@@ -28,8 +31,8 @@ var podOwners = map[string]bool{
 // a message naming the supported kinds. An object whose controller (owner reference with controller: true)
 // is a handled kind, a ReplicaSet or a RayCluster passes: its template was checked when its workload was.
 // The owner reference is what the object says; ValidateUnhandledBy also asks who makes the request.
-func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
-	return validateUnhandled(raw, pol, "", false)
+func (r *Registry) ValidateUnhandled(raw []byte, pol *policy.Policy) error {
+	return r.validateUnhandled(raw, pol, "", false)
 }
 
 // ValidateUnhandledBy is ValidateUnhandled for a request of user: the owner reference exempts the object
@@ -37,12 +40,12 @@ func ValidateUnhandled(raw []byte, pol *policy.Policy) error {
 // controller's or KubeRay's, or a system user such as system:kube-controller-manager), so that a team user
 // who writes a controller reference by hand gets no GPUs past the check. An empty user (offline, unknown)
 // trusts the owner reference.
-func ValidateUnhandledBy(raw []byte, pol *policy.Policy, user string) error {
-	return validateUnhandled(raw, pol, user, user != "")
+func (r *Registry) ValidateUnhandledBy(raw []byte, pol *policy.Policy, user string) error {
+	return r.validateUnhandled(raw, pol, user, user != "")
 }
 
 // validateUnhandled: with byController, the owner reference exempts the object only when user is a controller.
-func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController bool) error {
+func (r *Registry) validateUnhandled(raw []byte, pol *policy.Policy, user string, byController bool) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
@@ -56,7 +59,7 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 	if doc.Get("metadata.deletionTimestamp").Exists() {
 		return nil
 	}
-	controlled := controlledByHandled(doc)
+	controlled := r.controlledByHandled(doc)
 	if controlled && (!byController || systemRequest(user, doc.Get("metadata.namespace").String())) {
 		return nil
 	}
@@ -65,15 +68,8 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 		return nil
 	}
 	kind := doc.Get("apiVersion").String() + " " + doc.Get("kind").String()
-	if _, handled := KindFor(schema.FromAPIVersionAndKind(doc.Get("apiVersion").String(), doc.Get("kind").String())); handled && controlled {
-		// A Pod that names a workload as its controller: Kaiwo leaves it to that workload, and Kueue does not
-		// queue it on its own.
-		msg := fmt.Sprintf("%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode, and the %s's controller owner reference names a workload, which exempts it only when a controller makes the request, not %q: remove the owner reference to have it handled as a %s",
-			p, q, pol.Name, strings.TrimSpace(kind), user, doc.Get("kind").String())
-		return &Denial{ReasonPolicy, field.ErrorList{field.Forbidden(p, msg)}}
-	}
 	msg := fmt.Sprintf("%s asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo cannot yet apply the policy to a %s: use one of %s",
-		p, q, pol.Name, strings.TrimSpace(kind), supportedKinds())
+		p, q, pol.Name, strings.TrimSpace(kind), r.supported)
 	if controlled {
 		msg += fmt.Sprintf("; its controller owner reference exempts it only when a controller makes the request, not %q", user)
 	}
@@ -82,9 +78,9 @@ func validateUnhandled(raw []byte, pol *policy.Policy, user string, byController
 
 // controlledByHandled reports whether the object's controller owner reference names a handled kind, a
 // ReplicaSet or a RayCluster.
-func controlledByHandled(doc gjson.Result) bool {
+func (r *Registry) controlledByHandled(doc gjson.Result) bool {
 	for _, o := range doc.Get("metadata.ownerReferences").Array() {
-		if o.Get("controller").Bool() && podOwners[o.Get("apiVersion").String()+" "+o.Get("kind").String()] {
+		if o.Get("controller").Bool() && r.podOwner(o.Get("apiVersion").String(), o.Get("kind").String()) {
 			return true
 		}
 	}

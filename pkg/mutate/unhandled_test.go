@@ -3,7 +3,6 @@ package mutate_test
 import (
 	"testing"
 
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -50,7 +49,7 @@ func TestValidateUnhandled(t *testing.T) {
 			if p == nil {
 				p = enforce
 			}
-			err := mutate.ValidateUnhandled([]byte(tc.raw), p)
+			err := kinds.ValidateUnhandled([]byte(tc.raw), p)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("want allowed, got %v", err)
@@ -81,7 +80,7 @@ func TestForgedOwnerReference(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := mutate.ValidateUnhandledBy([]byte(pod), pol, tc.user)
+			err := kinds.ValidateUnhandledBy([]byte(pod), pol, tc.user)
 			if tc.want == nil {
 				if err != nil {
 					t.Fatalf("want allowed, got %v", err)

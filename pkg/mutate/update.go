@@ -301,15 +301,12 @@ func (m *mutation) own(in Input, kind Kind) error {
 		}
 		return nil
 	}
-	if !kind.Serving {
-		return nil
-	}
-	if oldKind, _ := KindOf(in.Old); oldKind.GVK != kind.GVK {
+	if !kind.Update {
 		return nil
 	}
 	oldW, err := kind.adapt(in.Old, in.OldRaw)
 	if err != nil {
-		return err
+		return nil // an old object of another kind has no record for this one
 	}
 	m.stripped = strip(in.Old, oldW, m.w, m.obj)
 	return nil

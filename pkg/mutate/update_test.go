@@ -54,7 +54,7 @@ func reapplied(live client.Object, set map[string]string, remove ...string) clie
 
 func update(t *testing.T, obj, old client.Object) (client.Object, []string, error) {
 	t.Helper()
-	out, err := mutate.Mutate(mutate.Input{Object: obj, Old: old, User: "bob@example.com"})
+	out, err := mutateIn(mutate.Input{Object: obj, Old: old, User: "bob@example.com"})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -186,7 +186,7 @@ func TestUpdateKeepsWhatTheUserWrote(t *testing.T) {
 		own := example(t, "deployment.yaml").(*appsv1.Deployment)
 		own.Spec.Template.Spec.Containers[0].Resources.Limits = corev1.ResourceList{nvidia: resource.MustParse("1")}
 		own.Annotations[annotations.Applied] = live.GetAnnotations()[annotations.Applied]
-		created, err := mutate.Mutate(mutate.Input{Object: own, Create: true})
+		created, err := mutateIn(mutate.Input{Object: own, Create: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +335,7 @@ func TestUpdateKeepsTheUsersToleration(t *testing.T) {
 	}
 	changed := policy.Default()
 	changed.Defaults.Tolerations = nil
-	out, err := mutate.Mutate(mutate.Input{Object: reapplied(live, nil), Old: live, Policy: changed})
+	out, err := mutateIn(mutate.Input{Object: reapplied(live, nil), Old: live, Policy: changed})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package mutate
 
 import (
 	"fmt"
-	"reflect"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -22,7 +21,8 @@ const (
 // UPDATE the old one.
 type Review struct {
 	Operation string        // "CREATE" or "UPDATE" (admissionv1.Operation values)
-	Object    client.Object // the new object, decoded with Decode (a registered kind)
+	Kind      Kind          // the object's kind, as the registry's Decode returns it
+	Object    client.Object // the new object, decoded with Decode, of Kind's Go type
 	Raw       []byte        // its JSON
 	Old       client.Object // the old object on UPDATE, else nil
 	OldRaw    []byte
@@ -42,10 +42,7 @@ func Validate(r Review) ([]string, error) {
 	if pol == nil {
 		pol = policy.Default()
 	}
-	kind, ok := KindOf(r.Object)
-	if !ok {
-		return nil, &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", r.Object), []string{supportedKinds()})}}
-	}
+	kind := r.Kind
 	switch {
 	case r.Operation != OpCreate && r.Operation != OpUpdate, r.Object.GetDeletionTimestamp() != nil:
 		return nil, nil // DELETE and CONNECT carry no new object; finalizers must be removable
@@ -57,7 +54,7 @@ func Validate(r Review) ([]string, error) {
 		// A team user's Pod that claims a workload's controller: Kueue's pod webhook does not gate a Pod
 		// whose owner it manages, so it cannot be queued; in Enforce it gets no GPUs. An UPDATE cannot add any.
 		if r.Operation == OpCreate {
-			return nil, validateUnhandled(r.Raw, pol, r.User, r.User != "")
+			return nil, forgedPod(r.Object, pol, r.User)
 		}
 		return nil, nil
 	}
@@ -67,11 +64,8 @@ func Validate(r Review) ([]string, error) {
 	}
 	var old workload
 	if r.Operation == OpUpdate {
-		if reflect.TypeOf(r.Old) != reflect.TypeOf(r.Object) {
-			return nil, fmt.Errorf("the old object is a %T, the new one a %T", r.Old, r.Object)
-		}
 		if old, err = kind.adapt(r.Old, r.OldRaw); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("the old object: %w", err)
 		}
 	}
 	if !isManaged(r.Object, w, pol) && (old == nil || !isManaged(r.Old, old, pol)) {
@@ -97,16 +91,15 @@ func Validate(r Review) ([]string, error) {
 	return policyWarnings(pol), nil
 }
 
-// ValidateScale checks a change of a Deployment's or StatefulSet's replicas through the scale subresource:
-// obj is the current object, replicas the requested count. Growth is held to limits.maxGpusPerWorkload and
-// limits.maxStoragePerWorkload.
-func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error {
+// ValidateScale checks a change of the replicas of a kind with a scale subresource (KindInfo.Scale: a
+// Deployment): obj is the current object, of kind's Go type, replicas the requested count. Growth is held
+// to limits.maxGpusPerWorkload and limits.maxStoragePerWorkload.
+func ValidateScale(kind Kind, obj client.Object, replicas int32, pol *policy.Policy) error {
 	if pol == nil {
 		pol = policy.Default()
 	}
-	kind, ok := KindOf(obj)
-	if !ok || (kind.GVK != deploymentKind.GVK && kind.GVK != statefulSetKind.GVK) {
-		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), fmt.Sprintf("%T", obj), []string{"apps/v1 Deployment", "apps/v1 StatefulSet"})}}
+	if !kind.Scale {
+		return &Denial{ReasonUnsupported, field.ErrorList{field.NotSupported(field.NewPath("kind"), kind.String(), []string{"a kind with a scale subresource"})}}
 	}
 	if replicas < 0 {
 		return &Denial{ReasonLimit, field.ErrorList{field.Invalid(field.NewPath("spec", "replicas"), replicas, "must be >= 0")}}
@@ -123,7 +116,7 @@ func ValidateScale(obj client.Object, replicas int32, pol *policy.Policy) error 
 	if err != nil {
 		return err
 	}
-	w.(scaler).setReplicas(replicas)
+	w.(scaler).setReplicas(replicas) // NewRegistry checked that a Scale kind's adapter scales
 	if d := workloadLimits(w, cur, pol, nil); d != nil {
 		return d
 	}

@@ -61,7 +61,7 @@ func TestOfflineAgreesWithServe(t *testing.T) {
 		"an unsupported apiVersion of Job":    {raw: jobWith("batch/v2", `"kaiwo.silogen.ai/gpus":"1"`, ""), kind: job},
 		"an unsupported apiVersion of RayJob": {raw: `{"apiVersion":"ray.io/v1alpha1","kind":"RayJob","metadata":{"name":"x","namespace":"ml","annotations":{"kaiwo.silogen.ai/gpus":"1"}},"spec":{"entrypoint":"python x.py"}}`, kind: rayJob},
 	}
-	mutator := &server.Mutator{Policies: defaultPolicy{}, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}
+	mutator := &server.Mutator{Kinds: mutate.Builtin(), Policies: defaultPolicy{}, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			resp := mutator.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{

@@ -19,6 +19,8 @@ import (
 
 // Options say how to run.
 type Options struct {
+	// Kinds are the kinds the webhook handles; nil means mutate.Builtin().
+	Kinds *mutate.Registry
 	// PolicyFor gives the effective policy of a namespace; nil means the built-in default.
 	PolicyFor func(namespace string) *policy.Policy
 	User      string
@@ -48,6 +50,9 @@ func Run(in io.Reader, opts Options) ([]Document, error) {
 	if policyFor == nil {
 		def := policy.Default()
 		policyFor = func(string) *policy.Policy { return def }
+	}
+	if opts.Kinds == nil {
+		opts.Kinds = mutate.Builtin()
 	}
 	var docs []Document
 	err := eachDocument(in, func(i int, chunk []byte) error {
@@ -89,17 +94,17 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 	}
 	key, err := keyOf(raw)
 	if err != nil {
-		if _, _, derr := mutate.Decode(raw); derr != nil {
+		if _, _, derr := opts.Kinds.Decode(raw); derr != nil {
 			err = derr // the message serve answers with
 		}
 		return Document{}, fmt.Errorf("document %d: not a Kubernetes object: %w", i, err)
 	}
 	doc := Document{Index: i, Kind: key.Kind, Name: key.Name}
-	if !handled(raw) {
+	if !handled(opts.Kinds, raw) {
 		// A kind the webhook does not handle: the validating webhook still refuses GPUs in Enforce.
-		check := mutate.ValidateUnhandledBy(raw, policyFor(key.Namespace), opts.User)
+		check := opts.Kinds.ValidateUnhandledBy(raw, policyFor(key.Namespace), opts.User)
 		if old := oldFor(opts.Old, key); old != nil {
-			check = mutate.ValidateUnhandledUpdate(raw, old, policyFor(key.Namespace), opts.User)
+			check = opts.Kinds.ValidateUnhandledUpdate(raw, old, policyFor(key.Namespace), opts.User)
 		}
 		if err := check; err != nil {
 			return doc, fmt.Errorf("document %d (%s %s): %w", i, key.Kind, key.Name, err)
@@ -113,13 +118,13 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 	old := oldFor(opts.Old, key)
 	var res *mutate.Result
 	if old != nil {
-		res, err = mutate.AdmitUpdate(raw, old, policyFor, opts.User)
+		res, err = opts.Kinds.AdmitUpdate(raw, old, policyFor, opts.User)
 	} else {
-		res, err = mutate.Admit(raw, policyFor, opts.User)
+		res, err = opts.Kinds.Admit(raw, policyFor, opts.User)
 	}
 	if err == nil {
 		var warnings []string
-		warnings, err = validate(raw, res.Patch, old, policyFor(key.Namespace), opts.User)
+		warnings, err = validate(res.Kind, raw, res.Patch, old, policyFor(key.Namespace), opts.User)
 		res.Warnings = append(res.Warnings, warnings...)
 	}
 	if err != nil {
@@ -158,18 +163,13 @@ func toJSON(chunk []byte) ([]byte, error) {
 	return sigsyaml.YAMLToJSONStrict(chunk)
 }
 
-// handled reports whether raw names the group and kind of a kind the webhook handles, in any version: a
-// version it does not handle, or an object it cannot decode, is refused as serve refuses it, never passed
-// through as if the webhook would not see it.
-func handled(raw []byte) bool {
+// handled reports whether raw names the group and kind of one of kinds, in any version: a version it does
+// not handle, or an object it cannot decode, is refused as serve refuses it, never passed through as if the
+// webhook would not see it.
+func handled(kinds *mutate.Registry, raw []byte) bool {
 	tm := gjson.GetManyBytes(raw, "apiVersion", "kind")
-	gk := schema.FromAPIVersionAndKind(tm[0].String(), tm[1].String()).GroupKind()
-	for _, k := range mutate.Kinds {
-		if k.GVK.GroupKind() == gk {
-			return true
-		}
-	}
-	return false
+	_, ok := kinds.ForGroupKind(schema.FromAPIVersionAndKind(tm[0].String(), tm[1].String()).GroupKind())
+	return ok
 }
 
 // stripComments drops comment-only lines, so a document of comments counts as empty.

@@ -78,18 +78,18 @@ func oldFor(old map[ObjectKey][]byte, key ObjectKey) []byte {
 
 // validate runs the validating webhook on the object the mutation produced (raw with patch applied), as
 // the API server would after every mutating webhook; old is the stored object on UPDATE, else nil.
-func validate(raw []byte, patch []jsonpatch.Operation, old []byte, pol *policy.Policy, user string) ([]string, error) {
+func validate(kind mutate.Kind, raw []byte, patch []jsonpatch.Operation, old []byte, pol *policy.Policy, user string) ([]string, error) {
 	final, err := mutate.ApplyPatch(raw, patch)
 	if err != nil {
 		return nil, fmt.Errorf("applying patch: %w", err)
 	}
-	obj, _, err := mutate.Decode(final)
+	obj, err := kind.Decode(final)
 	if err != nil {
 		return nil, err
 	}
-	r := mutate.Review{Operation: mutate.OpCreate, Object: obj, Raw: final, Policy: pol, User: user}
+	r := mutate.Review{Operation: mutate.OpCreate, Kind: kind, Object: obj, Raw: final, Policy: pol, User: user}
 	if old != nil {
-		if r.Old, _, err = mutate.Decode(old); err != nil {
+		if r.Old, err = kind.Decode(old); err != nil {
 			return nil, fmt.Errorf("the old object: %w", err)
 		}
 		r.Operation, r.OldRaw = mutate.OpUpdate, old

@@ -20,6 +20,7 @@ import (
 	. "github.com/silogen/kaiwo-webhook/internal/testobj"
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/controller"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
@@ -28,7 +29,7 @@ import (
 // 503 instead of admitting unmutated, whatever the kind and however it opted in.
 func TestHandlerRefusesBeforeIndexBuilt(t *testing.T) {
 	sync := &controller.IndexSync{Index: policy.NewIndex()}
-	h := &webhook.Admission{Handler: &server.Mutator{Policies: sync, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}}
+	h := &webhook.Admission{Handler: &server.Mutator{Kinds: mutate.Builtin(), Policies: sync, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}}
 	for name, obj := range map[string]runtime.Object{
 		"annotated Job":        MakeJob("j", "ml").Annotate(annotations.GPUs, "1").Obj(),
 		"plain Job":            MakeJob("j", "ml").Obj(),
@@ -51,7 +52,7 @@ func TestHandlerRefusesBeforeIndexBuilt(t *testing.T) {
 }
 
 func handlerWithKueue(served bool) http.Handler {
-	return &webhook.Admission{Handler: &server.Mutator{
+	return &webhook.Admission{Handler: &server.Mutator{Kinds: mutate.Builtin(),
 		Policies: fixedPolicy{policy.Default()}, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard(),
 		KueueServed: func() bool { return served },
 	}}

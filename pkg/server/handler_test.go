@@ -45,7 +45,7 @@ type review struct {
 func newHandler(t *testing.T) (http.Handler, *server.Metrics) {
 	t.Helper()
 	m := server.NewMetrics(prometheus.NewRegistry())
-	return &webhook.Admission{Handler: &server.Mutator{Policies: fixedPolicy{policy.Default()}, Metrics: m, Log: logr.Discard()}}, m
+	return &webhook.Admission{Handler: &server.Mutator{Kinds: mutate.Builtin(), Policies: fixedPolicy{policy.Default()}, Metrics: m, Log: logr.Discard()}}, m
 }
 
 // send posts one AdmissionReview, as the API server does, and returns the response.
@@ -119,7 +119,7 @@ func patchOps(t *testing.T, r *admissionv1.AdmissionResponse) []map[string]any {
 func mutated(t *testing.T, obj runtime.Object) []byte {
 	t.Helper()
 	raw, _ := json.Marshal(obj)
-	res, err := mutate.Admit(raw, func(string) *policy.Policy { return policy.Default() }, "alice@example.com")
+	res, err := mutate.Builtin().Admit(raw, func(string) *policy.Policy { return policy.Default() }, "alice@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +247,7 @@ func TestHandlerBadBodyIsNot500(t *testing.T) {
 	}
 	// A Job request without its object is a bad request, not an allowed one.
 	for _, raw := range [][]byte{nil, []byte("null")} {
-		mut := &server.Mutator{Policies: fixedPolicy{policy.Default()}, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}
+		mut := &server.Mutator{Kinds: mutate.Builtin(), Policies: fixedPolicy{policy.Default()}, Metrics: server.NewMetrics(prometheus.NewRegistry()), Log: logr.Discard()}
 		got := mut.Handle(context.Background(), admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
 			UID: "uid-1", Kind: metav1.GroupVersionKind{Group: "batch", Version: "v1", Kind: "Job"}, Namespace: "ml", Name: "x",
 			Operation: admissionv1.Create, Object: runtime.RawExtension{Raw: raw}}})

@@ -106,7 +106,7 @@ func TestThrottleIsSharedByEveryHandlerItBounds(t *testing.T) {
 // mutated.
 func TestMutatorStopsWhenContextEnds(t *testing.T) {
 	m := server.NewMetrics(prometheus.NewRegistry())
-	mu := &server.Mutator{Policies: fixedPolicy{policy.Default()}, Metrics: m, Log: logr.Discard()}
+	mu := &server.Mutator{Kinds: mutate.Builtin(), Policies: fixedPolicy{policy.Default()}, Metrics: m, Log: logr.Discard()}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	resp := mu.Handle(ctx, jobRequest())

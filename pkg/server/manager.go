@@ -23,6 +23,7 @@ import (
 
 	"github.com/silogen/kaiwo-webhook/api/v1alpha1"
 	"github.com/silogen/kaiwo-webhook/pkg/controller"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -35,6 +36,8 @@ const (
 
 // Options configure the server.
 type Options struct {
+	// Kinds are the kinds the webhook handles; nil means mutate.Builtin().
+	Kinds         *mutate.Registry
 	Host, CertDir string
 	Port          int
 	// MetricsAddr serves /metrics over HTTPS (the webhook's certificate from CertDir, else a
@@ -113,6 +116,10 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if metrics == nil {
 		metrics = NewMetrics(ctrlmetrics.Registry)
 	}
+	kinds := o.Kinds
+	if kinds == nil {
+		kinds = mutate.Builtin()
+	}
 	index := policy.NewIndex()
 	sync := &controller.IndexSync{Index: index, Reader: mgr.GetAPIReader()}
 	if err := sync.Setup(ctx, mgr); err != nil {
@@ -136,9 +143,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 		return drain.Wrap(WithRequestTimeout(&webhook.Admission{Handler: throttle.Bound(h)}))
 	}
 	hooks := mgr.GetWebhookServer()
-	hooks.Register(MutatePath, serve(&Mutator{Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate"), KueueServed: kueueWatch.Served}))
+	hooks.Register(MutatePath, serve(&Mutator{Kinds: kinds, Policies: sync, Metrics: metrics, Log: ctrl.Log.WithName("mutate"), KueueServed: kueueWatch.Served}))
 	// The workload validator reads the Deployment behind a scale-up uncached (the API reader).
-	hooks.Register(ValidatePath, serve(&WorkloadValidator{Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}))
+	hooks.Register(ValidatePath, serve(&WorkloadValidator{Kinds: kinds, Policies: sync, Reader: mgr.GetAPIReader(), Metrics: metrics, Log: ctrl.Log.WithName("validate")}))
 	hooks.Register(ValidatePolicyPath, drain.Wrap(&webhook.Admission{Handler: &PolicyValidator{Conflicts: index.Conflicts}}))
 	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
 		return nil, err

@@ -23,6 +23,8 @@ type Policies interface {
 
 // Mutator answers mutating admission requests for the registered kinds.
 type Mutator struct {
+	// Kinds are the kinds handled; a request of another kind passes.
+	Kinds    *mutate.Registry
 	Policies Policies
 	Metrics  *Metrics
 	Log      logr.Logger
@@ -47,14 +49,14 @@ func (m *Mutator) Handle(ctx context.Context, req admission.Request) admission.R
 }
 
 func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.Response, string) {
-	k, ok := mutate.KindFor(schema.GroupVersionKind(req.Kind))
+	k, ok := m.Kinds.For(schema.GroupVersionKind(req.Kind))
 	switch {
 	case !ok:
 		return admission.Allowed("kind not handled by Kaiwo"), "skipped"
 	case req.SubResource != "":
 		return admission.Allowed("subresources pass"), "skipped"
 	case req.Operation == admissionv1.Create:
-	case req.Operation == admissionv1.Update && k.Serving:
+	case req.Operation == admissionv1.Update && k.Update:
 	default:
 		// Job and RayJob templates are immutable after create; DELETE and CONNECT carry nothing to mutate.
 		return admission.Allowed(""), "skipped"
@@ -64,7 +66,7 @@ func (m *Mutator) handle(ctx context.Context, req admission.Request) (admission.
 		m.Log.Error(err, "resolving policy", "namespace", req.Namespace)
 		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot resolve the policy of namespace %q: %w", req.Namespace, err)), "error"
 	}
-	r := mutate.Request{Raw: req.Object.Raw, Policy: func(string) *policy.Policy { return pol }, User: req.UserInfo.Username, Stop: ctx.Err}
+	r := mutate.Request{Kind: k, Raw: req.Object.Raw, Policy: func(string) *policy.Policy { return pol }, User: req.UserInfo.Username, Stop: ctx.Err}
 	if req.Operation == admissionv1.Update {
 		// The stored object keeps the user label recorded at creation, and its record tells Kaiwo's
 		// earlier values from the user's; the GPU limit holds growth.

@@ -22,7 +22,7 @@ import (
 func mutatedFor(t *testing.T, obj runtime.Object, pol *policy.Policy, user string) map[string]any {
 	t.Helper()
 	raw, _ := json.Marshal(obj)
-	res, err := mutate.Admit(raw, func(string) *policy.Policy { return pol }, user)
+	res, err := mutate.Builtin().Admit(raw, func(string) *policy.Policy { return pol }, user)
 	if err != nil {
 		t.Fatal(err)
 	}

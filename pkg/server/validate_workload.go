@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,25 +20,21 @@ import (
 )
 
 // unhandled are the GPU-capable kinds the webhook does not manage yet; in Enforce namespaces the core
-// denies them when they ask for GPUs (mutate.ValidateUnhandled).
+// denies them when they ask for GPUs (Registry.ValidateUnhandled).
 var unhandled = map[schema.GroupResource]bool{
 	{Group: "ray.io", Resource: "rayclusters"}: true,
 	{Group: "apps", Resource: "replicasets"}:   true,
 	{Group: "apps", Resource: "daemonsets"}:    true,
 }
 
-// scaled are the handled kinds whose scale subresource is checked, with a new object to read each into.
-var scaled = map[schema.GroupResource]func() client.Object{
-	{Group: "apps", Resource: "deployments"}:  func() client.Object { return &appsv1.Deployment{} },
-	{Group: "apps", Resource: "statefulsets"}: func() client.Object { return &appsv1.StatefulSet{} },
-}
-
 // WorkloadValidator answers the validating admission requests for workloads: it sees the final object,
 // after every mutating webhook, and refuses what the policy does not allow. It never changes anything.
 type WorkloadValidator struct {
+	// Kinds are the kinds handled.
+	Kinds    *mutate.Registry
 	Policies Policies
-	// Reader reads the Deployment or StatefulSet behind a scale request. It is uncached (the manager's API
-	// reader): scale-ups are rare, and a cache of every one would cost memory on every replica.
+	// Reader reads the object behind a scale request (a Deployment or StatefulSet). It is uncached (the
+	// manager's API reader): scale-ups are rare, and a cache of every one would cost memory on every replica.
 	Reader  client.Reader
 	Metrics *Metrics
 	Log     logr.Logger
@@ -74,8 +69,11 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	}
 	gr := schema.GroupResource{Group: req.Resource.Group, Resource: req.Resource.Resource}
 	switch {
-	case req.SubResource == "scale" && scaled[gr] != nil:
-		return v.scale(ctx, req, kind, scaled[gr]())
+	case req.SubResource == "scale":
+		if k, ok := v.Kinds.ForResource(gr); ok && k.Scale {
+			return v.scale(ctx, req, kind, k)
+		}
+		return admission.Allowed("subresource not validated by Kaiwo"), "skipped"
 	case req.SubResource != "":
 		return admission.Allowed("subresource not validated by Kaiwo"), "skipped"
 	case unhandled[gr]:
@@ -91,19 +89,20 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 		}
 		if req.Operation == admissionv1.Update {
 			// An edit of an object a handled workload controls is held to that workload's rules.
-			return v.decide(kind, req, pol, nil, mutate.ValidateUnhandledUpdate(req.Object.Raw, req.OldObject.Raw, pol, req.UserInfo.Username))
+			return v.decide(kind, req, pol, nil, v.Kinds.ValidateUnhandledUpdate(req.Object.Raw, req.OldObject.Raw, pol, req.UserInfo.Username))
 		}
-		return v.decide(kind, req, pol, nil, mutate.ValidateUnhandledBy(req.Object.Raw, pol, req.UserInfo.Username))
+		return v.decide(kind, req, pol, nil, v.Kinds.ValidateUnhandledBy(req.Object.Raw, pol, req.UserInfo.Username))
 	}
-	if _, ok := mutate.KindFor(schema.GroupVersionKind(req.Kind)); !ok {
+	k, ok := v.Kinds.For(schema.GroupVersionKind(req.Kind))
+	if !ok {
 		return admission.Allowed("kind not handled by Kaiwo"), "skipped"
 	}
 	if len(req.Object.Raw) == 0 {
 		return v.badRequest(kind, fmt.Errorf("kaiwo: the %s request carries no object", kind))
 	}
-	r := mutate.Review{Operation: string(req.Operation), Raw: req.Object.Raw, User: req.UserInfo.Username}
+	r := mutate.Review{Operation: string(req.Operation), Kind: k, Raw: req.Object.Raw, User: req.UserInfo.Username}
 	var err error
-	if r.Object, _, err = mutate.Decode(req.Object.Raw); err != nil {
+	if r.Object, err = k.Decode(req.Object.Raw); err != nil {
 		return v.badRequest(kind, err)
 	}
 	if req.Operation == admissionv1.Update {
@@ -113,7 +112,7 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 			return v.badRequest(kind, fmt.Errorf("kaiwo: UPDATE of %s %s/%s without the old object", kind, req.Namespace, req.Name))
 		}
 		r.OldRaw = req.OldObject.Raw
-		if r.Old, _, err = mutate.Decode(req.OldObject.Raw); err != nil {
+		if r.Old, err = k.Decode(req.OldObject.Raw); err != nil {
 			return v.badRequest(kind, fmt.Errorf("old object: %w", err))
 		}
 	}
@@ -126,9 +125,9 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	return v.decide(kind, req, pol, warnings, err)
 }
 
-// scale checks a Deployment's or StatefulSet's scale-up against the policy; the Scale object says only the
-// replicas, so the object (obj, empty) is read for its pod template. A scale that does not grow passes unread.
-func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string, obj client.Object) (admission.Response, string) {
+// scale checks a scale-up of an object of kind k (a Deployment or StatefulSet) against the policy; the Scale object says
+// only the replicas, so the object is read for its pod template. A scale that does not grow passes unread.
+func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string, k mutate.Kind) (admission.Response, string) {
 	replicas, err := scaleReplicas(req.Object.Raw)
 	if err != nil {
 		return v.badRequest(kind, err)
@@ -138,21 +137,21 @@ func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, ki
 			return admission.Allowed(""), "skipped"
 		}
 	}
-	mk, _ := mutate.KindOf(obj)
+	obj := k.New()
 	if err := v.Reader.Get(ctx, client.ObjectKey{Namespace: req.Namespace, Name: req.Name}, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			// The API server answers NotFound itself after admission; nothing to scale.
 			return admission.Allowed(""), "skipped"
 		}
-		v.Log.Error(err, "reading the object of a scale request", "kind", mk.GVK.Kind, "namespace", req.Namespace, "name", req.Name)
-		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read %s %s/%s to check its scale: %w", mk.GVK.Kind, req.Namespace, req.Name, err)), "error"
+		v.Log.Error(err, "reading the object of a scale request", "kind", k.GVK.Kind, "namespace", req.Namespace, "name", req.Name)
+		return admission.Errored(http.StatusServiceUnavailable, fmt.Errorf("kaiwo: cannot read %s %s/%s to check its scale: %w", k.GVK.Kind, req.Namespace, req.Name, err)), "error"
 	}
-	obj.GetObjectKind().SetGroupVersionKind(mk.GVK)
+	obj.GetObjectKind().SetGroupVersionKind(k.GVK)
 	pol, resp, ok := v.policy(ctx, req)
 	if !ok {
 		return resp, "error"
 	}
-	return v.decide(kind, req, pol, nil, mutate.ValidateScale(obj, replicas, pol))
+	return v.decide(kind, req, pol, nil, mutate.ValidateScale(k, obj, replicas, pol))
 }
 
 // scaleReplicas reads spec.replicas of an autoscaling/v1 Scale.

@@ -25,6 +25,7 @@ import (
 
 	. "github.com/silogen/kaiwo-webhook/internal/testobj"
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 	"github.com/silogen/kaiwo-webhook/pkg/server"
 )
@@ -106,7 +107,7 @@ func newValidator(t *testing.T, pols server.Policies, deps ...*appsv1.Deployment
 		r.objs[d.Name] = d
 	}
 	return &validator{
-		h:       &webhook.Admission{Handler: &server.WorkloadValidator{Policies: pols, Reader: r, Metrics: m, Log: logr.Discard()}},
+		h:       &webhook.Admission{Handler: &server.WorkloadValidator{Kinds: mutate.Builtin(), Policies: pols, Reader: r, Metrics: m, Log: logr.Discard()}},
 		metrics: m, reader: r,
 	}
 }

@@ -37,6 +37,10 @@ func TestPodConditionsAgreeWithTheServer(t *testing.T) {
 		return p
 	}
 	controllerUser := "system:serviceaccount:kube-system:job-controller"
+	podKind, ok := mutate.Builtin().For(corev1.SchemeGroupVersion.WithKind("Pod"))
+	if !ok {
+		t.Fatal("Pods are not a built-in kind")
+	}
 	for render, objs := range renders(t) {
 		v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", ""))
 		var w admissionregistrationv1.ValidatingWebhook
@@ -56,7 +60,7 @@ func TestPodConditionsAgreeWithTheServer(t *testing.T) {
 							if err != nil {
 								t.Fatal(err)
 							}
-							r := mutate.Review{Operation: string(op), Object: obj, Raw: raw, Policy: pol, User: user}
+							r := mutate.Review{Operation: string(op), Kind: podKind, Object: obj, Raw: raw, Policy: pol, User: user}
 							var old *corev1.Pod
 							if op == admission.Update {
 								old = obj.DeepCopy()

@@ -18,14 +18,14 @@ import (
 )
 
 // TestUnhandledConditionsAgreeWithTheServer: a RayCluster, ReplicaSet or DaemonSet that the match
-// conditions keep away from the validator is one the server would allow (mutate.ValidateUnhandledBy
+// conditions keep away from the validator is one the server would allow (Registry.ValidateUnhandledBy
 // under an Enforce policy), whatever controls it and whoever creates it; and every one the server
 // would deny is sent.
 func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 	const ns = "team-ml"
 	pol := &policy.Policy{Name: "team-ml", Mode: policy.Enforce}
 	owners := [][2]string{{"batch/v1", "Job"}, {"apps/v1", "Deployment"}, {"apps/v1", "ReplicaSet"}, {"apps/v1", "StatefulSet"},
-		{"apps/v1", "DaemonSet"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"},
+		{"apps/v1", "DaemonSet"}, {"batch/v1", "CronJob"}, {"v1", "Pod"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"},
 		{"v1", "ConfigMap"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
 	objects := map[string]func(refs []metav1.OwnerReference) runtime.Object{
 		"rayclusters": func(refs []metav1.OwnerReference) runtime.Object {
@@ -65,7 +65,7 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						denied := mutate.ValidateUnhandledBy(raw, pol, username) != nil
+						denied := mutate.Builtin().ValidateUnhandledBy(raw, pol, username) != nil
 						res := matchRequestBy(t, w, admission.Create, obj, nil, username)
 						if res.Error != nil {
 							t.Fatalf("%s %s owned by %v: %v", render, resource, o, res.Error)

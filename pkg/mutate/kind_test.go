@@ -1,0 +1,119 @@
+package mutate
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// brokenKind is a kind whose description the test sets.
+type brokenKind struct{ info KindInfo }
+
+func (b brokenKind) Info() KindInfo   { return b.info }
+func (brokenKind) New() client.Object { return &batchv1.Job{} }
+func (brokenKind) adapt(o client.Object, _ []byte) (workload, error) {
+	j, err := as[*batchv1.Job](o)
+	return (*job)(j), err
+}
+
+// TestNewRegistryRefusesBadKinds: a kind given twice, one without a resource or template paths, and a
+// scale subresource on a kind whose adapter cannot set replicas are refused when the registry is built.
+func TestNewRegistryRefusesBadKinds(t *testing.T) {
+	job := jobKind{}.Info()
+	noResource, noTemplates, scale := job, job, job
+	noResource.Resource = ""
+	noTemplates.Templates = nil
+	scale.Scale = true
+	for name, tc := range map[string]struct {
+		adapters []Adapter
+		want     string
+	}{
+		"twice":        {[]Adapter{jobKind{}, rayJobKind{}, jobKind{}}, "batch/v1 Job registered twice"},
+		"no resource":  {[]Adapter{brokenKind{noResource}}, "resource are required"},
+		"no templates": {[]Adapter{brokenKind{noTemplates}}, "no pod template paths"},
+		"scale":        {[]Adapter{brokenKind{scale}}, "cannot set replicas"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := NewRegistry(tc.adapters...); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewRegistry: %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRegistryIsAValue: each registry is its own; what Kinds returns cannot change the registry.
+func TestRegistryIsAValue(t *testing.T) {
+	only, err := NewRegistry(jobKind{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := only.For(rayv1.GroupVersion.WithKind("RayJob")); ok {
+		t.Error("a registry of Jobs only handles RayJobs")
+	}
+	if _, _, err := only.Decode([]byte(`{"apiVersion":"ray.io/v1","kind":"RayJob"}`)); err == nil || !strings.Contains(err.Error(), "supported are batch/v1 Job") {
+		t.Errorf("decoding a RayJob with a registry of Jobs: %v, want unsupported naming batch/v1 Job", err)
+	}
+	b := Builtin()
+	ks := b.Kinds()
+	ks[0].Templates[0] = "changed"
+	ks[0] = Kind{}
+	if k := b.Kinds()[0]; k.GVK.Kind != "Job" || k.Templates[0] != "spec.template" {
+		t.Errorf("the registry changed through Kinds(): %+v", k.KindInfo)
+	}
+}
+
+// TestLookupsDoNotAllocate: finding a request's kind costs no allocation.
+func TestLookupsDoNotAllocate(t *testing.T) {
+	r := Builtin()
+	gvk := schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "Deployment"}
+	gr := schema.GroupResource{Group: "ray.io", Resource: "rayservices"}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, ok := r.For(gvk); !ok {
+			t.Fatal("Deployment not found")
+		}
+		if _, ok := r.ForResource(gr); !ok {
+			t.Fatal("rayservices not found")
+		}
+	}); n != 0 {
+		t.Errorf("lookups allocate %v times", n)
+	}
+}
+
+// TestTemplatePathsAreTheAdapters: each kind's declared template paths, which the webhook's match
+// conditions read, are the paths of the templates its adapter manages, every list item included.
+func TestTemplatePathsAreTheAdapters(t *testing.T) {
+	tmpl := corev1.PodTemplateSpec{}
+	objects := map[string]client.Object{
+		"RayJob": &rayv1.RayJob{Spec: rayv1.RayJobSpec{SubmitterPodTemplate: &tmpl, RayClusterSpec: &rayv1.RayClusterSpec{
+			WorkerGroupSpecs: []rayv1.WorkerGroupSpec{{}, {}}}}},
+		"RayService": &rayv1.RayService{Spec: rayv1.RayServiceSpec{RayClusterSpec: rayv1.RayClusterSpec{
+			WorkerGroupSpecs: []rayv1.WorkerGroupSpec{{}, {}}}}},
+	}
+	index := regexp.MustCompile(`\[[0-9]+\]`)
+	for _, k := range Builtin().Kinds() {
+		obj, ok := objects[k.GVK.Kind]
+		if !ok {
+			obj = k.New()
+		}
+		w, err := k.adapt(obj, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		var got []string
+		for _, t := range w.templates() {
+			p := index.ReplaceAllString(t.key(), "[]")
+			if len(got) == 0 || got[len(got)-1] != p {
+				got = append(got, p)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(k.Templates, " ") {
+			t.Errorf("%s: the adapter's templates are at %q, the kind declares %q", k, got, k.Templates)
+		}
+	}
+}
