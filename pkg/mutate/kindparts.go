@@ -71,3 +71,22 @@ func metaQueue(w workload) []string {
 	labels, _ := qm.queueMeta()
 	return []string{labels[annotations.KueueQueueName], labels[annotations.KueuePriorityClass]}
 }
+
+// liftQueueMeta gives obj the Kueue labels of its queueMeta where obj has none of its own: a CronJob queued
+// as Kueue's documentation shows (the label on the job template only) keeps that queue.
+func liftQueueMeta(w workload, obj client.Object) {
+	qm, ok := w.(queueMeta)
+	if !ok {
+		return
+	}
+	labels, _ := qm.queueMeta()
+	lift := map[string]string{}
+	for _, k := range []string{annotations.KueueQueueName, annotations.KueuePriorityClass} {
+		if v, set := labels[k]; set {
+			if _, own := obj.GetLabels()[k]; !own {
+				lift[k] = v
+			}
+		}
+	}
+	setObjectLabels(obj, lift)
+}

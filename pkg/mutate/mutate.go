@@ -174,6 +174,7 @@ func (m *mutation) run(user string) *Denial {
 	if errs := checkLimits(ts, opts); len(errs) > 0 {
 		return &Denial{ReasonLimit, errs}
 	}
+	liftQueueMeta(m.w, m.obj)
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
 	m.s = s
 	if m.old == nil { // early, before the steps place GPUs; final checks the result, on UPDATE what changed
