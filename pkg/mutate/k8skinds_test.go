@@ -118,6 +118,20 @@ func TestK8sKindAttacksOnCreate(t *testing.T) {
 		"Pod: within the limit": {obj: func() client.Object {
 			return podOf(gpuJob("8").Obj())
 		}},
+		// The API server's DefaultTolerationSeconds plugin adds these to every Pod before the webhooks run.
+		"Pod: with the API server's default tolerations, tolerations locked": {obj: func() client.Object {
+			p := podOf(gpuJob("8").Obj())
+			for _, k := range []string{"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"} {
+				p.Spec.Tolerations = append(p.Spec.Tolerations, corev1.Toleration{Key: k, Operator: corev1.TolerationOpExists,
+					Effect: corev1.TaintEffectNoExecute, TolerationSeconds: ptr.To[int64](300)})
+			}
+			return p
+		}},
+		"Pod: not-ready tolerated forever, tolerations locked": {obj: func() client.Object {
+			p := podOf(gpuJob("8").Obj())
+			p.Spec.Tolerations = []corev1.Toleration{{Key: "node.kubernetes.io/not-ready", Operator: corev1.TolerationOpExists, Effect: corev1.TaintEffectNoExecute}}
+			return p
+		}, want: []string{"spec.tolerations[0]", "tolerations are locked"}},
 	}
 	runCreateAttacks(t, cases, teamML(t))
 }

@@ -101,3 +101,11 @@ func (t template) at() *field.Path {
 	}
 	return t.path
 }
+
+// apiServerToleration reports a toleration that the API server's DefaultTolerationSeconds admission plugin
+// puts on every Pod before any webhook sees it: node.kubernetes.io/not-ready or unreachable, Exists,
+// NoExecute, for a bounded time. Locked tolerations allow it: no team user put it there.
+func apiServerToleration(t corev1.Toleration) bool {
+	return (t.Key == "node.kubernetes.io/not-ready" || t.Key == "node.kubernetes.io/unreachable") &&
+		t.Operator == corev1.TolerationOpExists && t.Effect == corev1.TaintEffectNoExecute && t.TolerationSeconds != nil
+}
