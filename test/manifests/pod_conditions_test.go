@@ -91,6 +91,24 @@ func TestPodConditionsAgreeWithTheServer(t *testing.T) {
 				}
 			}
 		}
+		// The mutating pods webhook: a workload's Pod from its controller never reaches it; the same Pod
+		// from a team user does (the server leaves it unmutated, the validator denies it in Enforce).
+		m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", ""))
+		for _, h := range mutatingAsValidating(m.Webhooks) {
+			if h.Name != "pods.kaiwo.silogen.ai" {
+				continue
+			}
+			ofJob := build([2]string{"batch/v1", "Job"}, true, true)
+			if res := matchRequestBy(t, h, admission.Create, ofJob, nil, controllerUser); res.Error != nil || res.Matches {
+				t.Errorf("%s: a Job's GPU Pod from the Job controller reaches the mutating webhook (%+v)", render, res)
+			}
+			if res := matchRequestBy(t, h, admission.Create, ofJob, nil, "alice@example.com"); res.Error != nil || !res.Matches {
+				t.Errorf("%s: a team user's GPU Pod with a Job owner is kept from the mutating webhook (%+v)", render, res)
+			}
+			if res := matchRequestBy(t, h, admission.Create, build([2]string{}, false, true), nil, "alice@example.com"); res.Error != nil || !res.Matches {
+				t.Errorf("%s: a bare GPU Pod is kept from the mutating webhook (%+v)", render, res)
+			}
+		}
 		if sent == 0 || keptAway == 0 {
 			t.Errorf("%s: %d requests sent, %d kept away: the cases do not exercise both sides", render, sent, keptAway)
 		}
