@@ -14,7 +14,7 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 
-# Only what the binary is built from (hack/ has its own modules; tests, charts
+# Only what the binary is built from (bench/, test/ and hack/ are modules of their own; charts
 # and manifests are not part of it), so other changes keep the build cached.
 COPY api/ api/
 COPY cmd/ cmd/

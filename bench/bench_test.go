@@ -8,6 +8,7 @@ import (
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // Layer A: the pure core on every payload, whole (Admit) and by stage.
@@ -114,7 +115,7 @@ var coreStages = []struct {
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := mutate.Patch(p.Raw, obj, out.Object); err != nil {
+			if _, err := typedpatch.Diff(p.Raw, obj, out.Object); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -51,10 +51,10 @@ const baselineFile = "baseline.json"
 // fixes are what the profile of the baseline run showed and what was done about it.
 var fixes = []string{
 	"Issue 11: the patch's fit to raw found each array element by walking the array from its start, so a Job of n containers cost n squared (40,000 containers: 21 s). Each container of raw that is read more than a few times is now indexed once; the env, volume and mount merges index long lists the same way; and limits deny what no workload needs (Layer W).",
-	"The patch was 60% of the handler's time and 71% of its bytes: both objects were encoded to JSON, parsed again and diffed, and raw parsed a third time. `mutate.Patch` now diffs the Go values, visiting only what differs, and reads raw with gjson only along the paths of its replace and remove operations; the JSON diff remains the fallback for types the walk does not model, and the fuzz check asserts both give the same document.",
+	"The patch was 60% of the handler's time and 71% of its bytes: both objects were encoded to JSON, parsed again and diffed, and raw parsed a third time. `typedpatch.Diff` (then `mutate.Patch`) now diffs the Go values, visiting only what differs, and reads raw with gjson only along the paths of its replace and remove operations; the JSON diff remains the fallback for types the walk does not model, and a fuzz oracle checks that the patched object decodes to the mutated one.",
 	"Decoding read the object twice (a probe for apiVersion and kind over the whole document, then the typed decode) and a third time for a RayJob's explicit values. The probes now read those few keys with gjson.",
 	"The policy's podTemplatePatch encoded each template to JSON, merged, and decoded it back. It now merges the unstructured form of only the parts the patch names (metadata, spec), copied, with the pod template's merge schema built once; a test holds it equal to kubectl's strategic merge.",
-	"The response encoded the patch through each operation's MarshalJSON, which encoding/json then scans again. The server now sets the patch bytes from `mutate.EncodePatch`, one pass, byte for byte the same output (the fuzz target checks it).",
+	"The response encoded the patch through each operation's MarshalJSON, which encoding/json then scans again. The server now sets the patch bytes from `typedpatch.Encode` (then `mutate.EncodePatch`), one pass, byte for byte the same output (the fuzz target checks it).",
 }
 
 func fmtFigure(key string, v float64) string {

@@ -19,7 +19,7 @@ import (
 func layerA(t *testing.T, r *report) {
 	pol := mustPolicy(t)
 	var b strings.Builder
-	b.WriteString("## A. The pure core (`go test -bench BenchmarkCore -benchmem ./bench`)\n\n")
+	b.WriteString("## A. The pure core (`go -C bench test -bench BenchmarkCore -benchmem .`)\n\n")
 	b.WriteString("`Registry.Admit` = `Decode` + `Mutate` + `Patch`; each stage measured alone as well.\n\n")
 	b.WriteString("| payload | admit | B/op | allocs/op | decode | mutate | patch | patch B/op |\n|---|---|---|---|---|---|---|---|\n")
 	for _, p := range mustPayloads(t) {
@@ -70,7 +70,7 @@ func layerB(t *testing.T, r *report) {
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	b.WriteString("## B. The whole handler through httptest (`go test -bench BenchmarkHandler -benchmem ./bench`)\n\n")
+	b.WriteString("## B. The whole handler through httptest (`go -C bench test -bench BenchmarkHandler -benchmem .`)\n\n")
 	b.WriteString("One AdmissionReview in, one out: controller-runtime's `admission.Webhook` decoding the review, then the handler, then the response encoded. ")
 	b.WriteString("**noop** is the floor, an `admission.HandlerFunc` that returns Allowed; **kaiwo** is `server.Mutator` (policy lookup, `mutate.AdmitRequest`, metrics); ")
 	b.WriteString("**defaulter** is the peer, `admission.WithCustomDefaulter` with a defaulter that calls `mutate.Mutate` and copies the result into the object, ")
@@ -173,13 +173,13 @@ func profileJob8k(t *testing.T, r *report, h http.Handler, body []byte) {
 		{"`mutate.AdmitRequest`", "github.com/silogen/kaiwo-webhook/pkg/mutate.AdmitRequest"},
 		{"`Kind.Decode`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Kind.Decode"},
 		{"`mutate.Mutate`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Mutate"},
-		{"  the policy's podTemplatePatch (strategic merge, `applyPatch`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.applyPatch"},
+		{"  the policy's podTemplatePatch (strategic merge, `mergePodTemplatePatch`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.mergePodTemplatePatch"},
 		{"  annotation parsing (`ParseOptions`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.ParseOptions"},
 		{"  of which the env YAML (`ParseEnv`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.ParseEnv"},
 		{"  the deep copy of the object", "k8s.io/api/batch/v1.(*Job).DeepCopyObject"},
-		{"`mutate.Patch`", "github.com/silogen/kaiwo-webhook/pkg/mutate.Patch"},
-		{"  the diff of the Go values (`typedDiff`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.typedDiff"},
-		{"  raw read along the paths (`fitToRaw`)", "github.com/silogen/kaiwo-webhook/pkg/mutate.fitToRaw"},
+		{"`typedpatch.Diff`", "github.com/silogen/kaiwo-webhook/pkg/typedpatch.Diff"},
+		{"  the diff of the Go values (`typedDiff`)", "github.com/silogen/kaiwo-webhook/pkg/typedpatch.typedDiff"},
+		{"  raw read along the paths (`fitToRaw`)", "github.com/silogen/kaiwo-webhook/pkg/typedpatch.fitToRaw"},
 		{"  JSON diff (`jsonpatch.CreatePatch`, the fallback)", "gomodules.xyz/jsonpatch/v2.CreatePatch"},
 		{"  `encoding/json.Marshal` (whole handler)", "encoding/json.Marshal"},
 		{"garbage collection (`runtime.gcBgMarkWorker`)", "runtime.gcBgMarkWorker"},

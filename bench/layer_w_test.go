@@ -97,7 +97,7 @@ func layerW(t *testing.T, r *report) {
 	}
 	h := Mutator(IndexPolicies{x})
 	var b strings.Builder
-	b.WriteString("## W. The worst shapes through the handler (`KAIWO_BENCH=1 go test ./bench -run TestWorst -v`)\n\n")
+	b.WriteString("## W. The worst shapes through the handler (`KAIWO_BENCH=1 go -C bench test . -run TestWorst -v`)\n\n")
 	fmt.Fprintf(&b, "Each shape (`internal/shapes`) through the handler as Layer B runs it, under the bench policy: the fastest of %d runs for time "+
 		"(the machine's other load only adds time) and the most bytes allocated of them (exact); "+
 		"each must be answered within %d ms and %d MiB, mutated or denied.\n\n", worstRuns, worstBoundMs, worstBoundMiB)
@@ -140,7 +140,7 @@ func layerW(t *testing.T, r *report) {
 	r.section("W-worst", b.String())
 }
 
-// TestWorst runs Layer W alone (KAIWO_BENCH=1 go test ./bench -run TestWorst -v) and logs its table;
+// TestWorst runs Layer W alone (KAIWO_BENCH=1 go -C bench test . -run TestWorst -v) and logs its table;
 // it asserts nothing about time (pkg/mutate and pkg/server test the answers).
 func TestWorst(t *testing.T) {
 	if os.Getenv(suiteEnv) == "" {

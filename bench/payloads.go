@@ -11,7 +11,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// The payloads are generated from testdata/src by `go test ./bench -run TestPayloads -update`.
+// The payloads are generated from testdata/src by `go -C bench test . -run TestPayloads -update`.
 //
 //go:embed testdata/payloads/*.json testdata/policy.yaml
 var files embed.FS

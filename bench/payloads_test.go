@@ -16,8 +16,8 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	"sigs.k8s.io/yaml"
 
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/payloads from testdata/src and the current mutation")
@@ -59,7 +59,7 @@ func generate(t *testing.T, pol *policy.Policy) map[string][]byte {
 		if err != nil {
 			t.Fatalf("%s: %v", base, err)
 		}
-		mutated, err := mutate.ApplyPatch(raw, res.Patch)
+		mutated, err := typedpatch.Apply(raw, res.Patch)
 		if err != nil {
 			t.Fatalf("%s: %v", base, err)
 		}
@@ -135,7 +135,7 @@ func TestPayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(entries) != len(Names()) {
-		t.Errorf("testdata/payloads holds %d files, want %d (%v); run go test ./bench -run TestPayloads -update", len(entries), len(Names()), Names())
+		t.Errorf("testdata/payloads holds %d files, want %d (%v); run go -C bench test . -run TestPayloads -update", len(entries), len(Names()), Names())
 	}
 	payloads, err := LoadAll()
 	if err != nil {
@@ -144,7 +144,7 @@ func TestPayloads(t *testing.T) {
 	for _, p := range payloads {
 		t.Run(p.Name, func(t *testing.T) {
 			if !p.Mutated && !bytes.Equal(p.Raw, want[p.Name]) {
-				t.Errorf("stale: testdata/payloads/%s.json differs from testdata/src; run go test ./bench -run TestPayloads -update", p.Name)
+				t.Errorf("stale: testdata/payloads/%s.json differs from testdata/src; run go -C bench test . -run TestPayloads -update", p.Name)
 			}
 			res, err := kinds.Admit(p.Raw, func(string) *policy.Policy { return pol }, User)
 			if err != nil {
@@ -154,7 +154,7 @@ func TestPayloads(t *testing.T) {
 			case !res.Managed:
 				t.Errorf("not managed")
 			case p.Mutated && len(res.Patch) > 0:
-				t.Errorf("already-mutated variant is not a fixed point: %d patch operations, first %s; run go test ./bench -run TestPayloads -update", len(res.Patch), res.Patch[0].Json())
+				t.Errorf("already-mutated variant is not a fixed point: %d patch operations, first %s; run go -C bench test . -run TestPayloads -update", len(res.Patch), res.Patch[0].Json())
 			case !p.Mutated && len(res.Patch) == 0:
 				t.Errorf("base payload is not mutated")
 			}

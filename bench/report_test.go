@@ -143,7 +143,7 @@ func (r *report) markdown() []byte {
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Benchmarks\n\n")
-	w("Written by `make bench` (`hack/bench.sh`, which runs `go test ./bench -run '^TestSuite$'` with `%s=1`) on %s; do not edit by hand.\n", suiteEnv, r.started.UTC().Format("2006-01-02 15:04 MST"))
+	w("Written by `make bench` (`hack/bench.sh`, which runs `go -C bench test . -run '^TestSuite$'` with `%s=1`) on %s; do not edit by hand.\n", suiteEnv, r.started.UTC().Format("2006-01-02 15:04 MST"))
 	w("The run took %v.\n\n", r.total.Round(time.Second))
 	w("This machine is shared and noisy, so every figure is a ratio against a baseline measured in the same run,\n")
 	w("interleaved with it (floor, ours, peer, floor, ours, peer, ...), and the ratio reported is the median over rounds.\n")
@@ -153,7 +153,7 @@ func (r *report) markdown() []byte {
 		w("| %s | %s |\n", kv[0], kv[1])
 	}
 	w("| load average (1, 5, 15 min) at start | %s |\n| load average at end | %s |\n\n", r.loadAvg[0], r.loadAvg[1])
-	w("## Command\n\n```sh\nmake bench    # = hack/bench.sh: KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) %s=1 go test ./bench -run '^TestSuite$' -count=1 -v\n```\n\n", suiteEnv)
+	w("## Command\n\n```sh\nmake bench    # = hack/bench.sh: KUBEBUILDER_ASSETS=$(hack/envtest-assets.sh) %s=1 go -C bench test . -run '^TestSuite$' -count=1 -v\n```\n\n", suiteEnv)
 	w("Layers: %s.\n\n", strings.Join(r.layers, "; "))
 	w("## Summary\n\n")
 	if gen, ok := r.baseline["generated"].(string); ok {
@@ -221,7 +221,7 @@ func (r *report) markdown() []byte {
 
 func payloadSection() string {
 	var b strings.Builder
-	b.WriteString("## Payloads\n\n`bench/testdata/payloads`, generated from `bench/testdata/src` by `go test ./bench -run TestPayloads -update`; ")
+	b.WriteString("## Payloads\n\n`bench/testdata/payloads`, generated from `bench/testdata/src` by `go -C bench test . -run TestPayloads -update`; ")
 	b.WriteString("every request carries the namespace `team-ml` under `bench/testdata/policy.yaml` (the SPEC's team-ml policy: ")
 	b.WriteString("tolerations, nodeSelector, pull secret, priority class, TTL and a podTemplatePatch) and the user `alice@example.com`. ")
 	b.WriteString("A `-mutated` payload is the webhook's own output: a reinvocation, or (Deployment, RayService) a re-apply sent as an UPDATE.\n\n")

@@ -132,6 +132,8 @@ func StartServerWith(root string, o ServerOptions) (*Server, error) {
 		ErrorIfCRDPathMissing:    true,
 		WebhookInstallOptions:    envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook")}},
 		ControlPlaneStartTimeout: 2 * time.Minute,
+		// envtest waits 10s by default for the CRDs to be served; a loaded machine needs longer.
+		CRDInstallOptions: envtest.CRDInstallOptions{MaxTime: 2 * time.Minute},
 	}
 	cfg, err := StartEnv(env)
 	if err != nil {

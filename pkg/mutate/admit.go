@@ -9,6 +9,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // Request is one admission call on an object's JSON, as the server and the offline command make it.
@@ -102,7 +103,7 @@ func AdmitRequest(r Request) (*Result, error) {
 	if err := stop(); err != nil {
 		return nil, err
 	}
-	if res.Patch, err = Patch(r.Raw, obj, out.Object); err != nil {
+	if res.Patch, err = typedpatch.Diff(r.Raw, obj, out.Object); err != nil {
 		return nil, err
 	}
 	if d := checkPatch(len(res.Patch), nil); d != nil {
@@ -114,7 +115,7 @@ func AdmitRequest(r Request) (*Result, error) {
 	if err := stop(); err != nil {
 		return nil, err
 	}
-	if res.PatchJSON, err = EncodePatch(res.Patch); err != nil {
+	if res.PatchJSON, err = typedpatch.Encode(res.Patch); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrEncodePatch, err)
 	}
 	if d := checkPatch(len(res.Patch), res.PatchJSON); d != nil {
@@ -122,3 +123,19 @@ func AdmitRequest(r Request) (*Result, error) {
 	}
 	return res, nil
 }
+
+// Result is one admission decision on a raw object: Patch is the JSON patch (RFC 6902) the API server
+// gets, from typedpatch.Diff.
+type Result struct {
+	Kind     Kind
+	Managed  bool
+	Patch    []typedpatch.Operation
+	Warnings []string
+	Features []string
+	// PatchJSON is Patch encoded (typedpatch.Encode), nil when there is no patch.
+	PatchJSON []byte
+}
+
+// ErrEncodePatch marks a patch that could not be encoded, which the Go types of the supported kinds
+// rule out.
+var ErrEncodePatch = errors.New("encoding the patch")

@@ -67,22 +67,17 @@ func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Polic
 	if err := r.ValidateUnhandled(raw, pol); err != nil {
 		return err
 	}
-	var w, old podSource
-	switch doc.Get("apiVersion").String() + " " + doc.Get("kind").String() {
-	case "ray.io/v1 RayCluster":
-		var c, o rayv1.RayCluster
-		if err := decodeBoth(raw, oldRaw, &c, &o); err != nil {
-			return err
-		}
-		w, old = controlledCluster{&c.Spec}, controlledCluster{&o.Spec}
-	case "apps/v1 ReplicaSet":
-		var r, o appsv1.ReplicaSet
-		if err := decodeBoth(raw, oldRaw, &r, &o); err != nil {
-			return err
-		}
-		w, old = controlledReplicaSet{&r}, controlledReplicaSet{&o}
-	default:
+	u, ok := r.unhandledOf(doc)
+	if !ok || u.controlled == nil {
 		return nil // a Pod's resources cannot grow; other kinds are not created by a handled workload
+	}
+	w, err := u.controlled(raw)
+	if err != nil {
+		return fmt.Errorf("decoding object: %w", err)
+	}
+	old, err := u.controlled(oldRaw)
+	if err != nil {
+		return fmt.Errorf("decoding the old object: %w", err)
 	}
 	if errs := newTemplateErrors(w.templates(), old.templates(), pol); len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}
@@ -93,14 +88,18 @@ func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Polic
 	return nil
 }
 
-func decodeBoth(raw, oldRaw []byte, obj, old any) error {
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, obj); err != nil {
-		return fmt.Errorf("decoding object: %w", err)
-	}
-	if err := sjson.UnmarshalCaseSensitivePreserveInts(oldRaw, old); err != nil {
-		return fmt.Errorf("decoding the old object: %w", err)
-	}
-	return nil
+// controlledRayCluster reads a RayCluster that a RayJob or RayService controls.
+func controlledRayCluster(raw []byte) (podSource, error) {
+	var c rayv1.RayCluster
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &c)
+	return controlledCluster{&c.Spec}, err
+}
+
+// controlledReplicaSetOf reads a ReplicaSet that a Deployment controls.
+func controlledReplicaSetOf(raw []byte) (podSource, error) {
+	var rs appsv1.ReplicaSet
+	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &rs)
+	return controlledReplicaSet{&rs}, err
 }
 
 // newTemplateErrors are the template rules' errors of the changed templates of ts that the template at the

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -21,12 +22,14 @@ var (
 	jobTemplatePath = field.NewPath("spec", "jobTemplate")
 )
 
-// cronJobKind registers batch/v1 CronJobs: mutated on CREATE only, as Jobs; an UPDATE is validated.
+// cronJobKind registers batch/v1 CronJobs: mutated on CREATE only, as Jobs; an UPDATE is validated. Its
+// controller creates Jobs, which take the job template's labels.
 type cronJobKind struct{}
 
 func (cronJobKind) Info() KindInfo {
 	return KindInfo{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), Resource: "cronjobs",
-		Templates: []string{"spec.jobTemplate.spec.template"}}
+		Templates: []string{"spec.jobTemplate.spec.template"}, QueueLabels: []string{"spec.jobTemplate.metadata.labels"},
+		Creates: []schema.GroupKind{batchv1.SchemeGroupVersion.WithKind("Job").GroupKind()}}
 }
 
 func (cronJobKind) New() client.Object { return &batchv1.CronJob{} }

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 
+	"gomodules.xyz/jsonpatch/v2"
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -20,6 +20,8 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch/patchtest"
 )
 
 // fzKeys are the annotations the fuzzer varies, in the order of FuzzMutate's string arguments.
@@ -181,7 +183,8 @@ func fzAnnotate(raw []byte, values []string) []byte {
 
 // FuzzMutate varies the Kaiwo annotations and the bytes of the object. Properties: Admit never panics;
 // it either denies with a *mutate.Denial (or fails to decode what is not a supported object), or allows,
-// managed or not; an allowed patch applies, the result decodes, and Admit on the result is a silent no-op
+// managed or not; an allowed patch applies, decodes to the object Mutate returns with every leaf of the
+// input it does not change intact (patchtest), and Admit on the result is a silent no-op
 // (mutate(mutate(x)) == mutate(x)); Mutate leaves its input object alone. The last argument picks the
 // policy: the built-in default or fzTeamPolicy.
 func FuzzMutate(f *testing.F) {
@@ -215,14 +218,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 		case errors.Is(err, mutate.ErrEncodePatch):
 			t.Errorf("an internal error: %v", err)
 		case errors.As(err, &d):
-			if len(d.Errs) == 0 {
-				t.Errorf("a denial without reasons: %v", err)
-			}
-			for _, e := range d.Errs {
-				if e.Field == "" || e.Error() == "" {
-					t.Errorf("a denial reason that names no field: %#v", e)
-				}
-			}
+			fzCheckDenial(t, err)
 		case decErr == nil:
 			t.Errorf("Admit failed with a %T, not a *mutate.Denial, on an object that decodes: %v", err, err)
 		case err.Error() != decErr.Error():
@@ -240,11 +236,11 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 		}
 		return
 	}
-	out, err := mutate.ApplyPatch(raw, res.Patch)
+	out, err := typedpatch.Apply(raw, res.Patch)
 	if err != nil {
 		t.Fatalf("the patch does not apply: %v\npatch: %s", err, rwJSON(res.Patch))
 	}
-	if enc, err := mutate.EncodePatch(res.Patch); err != nil || !bytes.Equal(enc, mustMarshal(t, res.Patch)) {
+	if enc, err := typedpatch.Encode(res.Patch); err != nil || !bytes.Equal(enc, mustMarshal(t, res.Patch)) {
 		t.Errorf("EncodePatch gives %s (%v), encoding/json %s", enc, err, mustMarshal(t, res.Patch))
 	}
 	mutated, _, err := kinds.Decode(out)
@@ -254,7 +250,7 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	if floor := mutate.PatchFloor(raw, decoded, mutated); floor > len(res.Patch) {
 		t.Errorf("the patch floor %d is over the patch's %d operations: a mutation could be denied that the patch limit allows", floor, len(res.Patch))
 	}
-	fzCheckSameAsJSONDiff(t, raw, out, decoded, polFor(decoded.GetNamespace()))
+	fzCheckOracle(t, mutate.Input{Object: decoded, Raw: raw, Policy: polFor(decoded.GetNamespace()), User: rwUser}, res.Patch)
 	fzCheckValidates(t, out, polFor)
 	again, err := kinds.Admit(out, polFor, rwUser)
 	if err != nil {
@@ -266,27 +262,34 @@ func fzCheckPolicy(t *testing.T, raw []byte, polFor func(string) *policy.Policy)
 	}
 }
 
-// fzCheckSameAsJSONDiff: the patch of the Go values, applied, gives what the patch of their JSON
-// encodings gives.
-func fzCheckSameAsJSONDiff(t *testing.T, raw, out []byte, obj client.Object, pol *policy.Policy) {
+// fzCheckOracle: the patch, applied to raw, decodes to the object Mutate returns, and every leaf of raw
+// the mutation does not change survives byte for byte (patchtest, which shares no code with the patch
+// engine).
+func fzCheckOracle(t *testing.T, in mutate.Input, patch []jsonpatch.Operation) {
 	t.Helper()
-	m, err := mutateIn(mutate.Input{Object: obj, Raw: raw, Policy: pol, User: rwUser})
+	m, err := mutateIn(in)
 	if err != nil {
 		t.Fatalf("Mutate denies what Admit allows: %v", err)
 	}
-	if !mutate.TypedDiffModels(obj, m.Object) {
-		t.Errorf("the typed diff does not model %T", obj)
-	}
-	ops, err := mutate.JSONDiff(raw, obj, m.Object)
-	if err != nil {
+	if err := patchtest.Check(in.Raw, patch, m.Object); err != nil {
 		t.Fatal(err)
 	}
-	want, err := mutate.ApplyPatch(raw, ops)
-	if err != nil {
-		t.Fatalf("the JSON diff does not apply: %v", err)
+}
+
+// fzCheckDenial: err is a *mutate.Denial with reasons, each naming a field.
+func fzCheckDenial(t *testing.T, err error) {
+	t.Helper()
+	var d *mutate.Denial
+	if !errors.As(err, &d) {
+		t.Fatalf("failed with %T %v, not a denial", err, err)
 	}
-	if !reflect.DeepEqual(rwDecode(t, want), rwDecode(t, out)) {
-		t.Errorf("the typed patch gives\n%s\nthe JSON diff gives\n%s", out, want)
+	if len(d.Errs) == 0 {
+		t.Errorf("a denial without reasons: %v", err)
+	}
+	for _, e := range d.Errs {
+		if e.Field == "" || e.Error() == "" {
+			t.Errorf("a denial reason that names no field: %#v", e)
+		}
 	}
 }
 
@@ -376,7 +379,7 @@ func TestPolicyPatchKeepsLockedTolerations(t *testing.T) {
 	if err != nil {
 		return // denying the contradiction, with a reason, would do too
 	}
-	out, err := mutate.ApplyPatch(raw, res.Patch)
+	out, err := typedpatch.Apply(raw, res.Patch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,13 +3,13 @@ package mutate_test
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // withAnnotations sets (value != "") or removes (value == "-") annotations of a JSON object.
@@ -45,10 +45,13 @@ func withAnnotations(raw []byte, set map[string]string) []byte {
 	return out
 }
 
-// FuzzUpdate: a serving object is created with one set of annotations, then updated as kubectl apply
-// sends it (the live object with changed annotations). Properties: AdmitUpdate never panics and denies
-// only with a *mutate.Denial; an allowed update applies and decodes; updating its result unchanged is a
-// silent no-op; and with workload-configmap and storage removed, Kaiwo's volumes for them are gone.
+// FuzzUpdate: an object is created with one set of annotations (or, where that is denied, was stored
+// before the policy), then updated as kubectl apply sends it (the live object with changed
+// annotations). Properties: AdmitUpdate never panics and denies only with a *mutate.Denial; Jobs and
+// RayJobs are not mutated on UPDATE; an allowed update of a serving kind applies, decodes to the
+// object Mutate returns with every leaf it does not change intact (patchtest); updating its result
+// unchanged is a silent no-op; and with workload-configmap and storage removed, Kaiwo's volumes for
+// them are gone. Only what the decoder refuses ends the check early.
 func FuzzUpdate(f *testing.F) {
 	pols := fzPolicies(f)
 	for _, seed := range fzSeeds(f) {
@@ -60,16 +63,14 @@ func FuzzUpdate(f *testing.F) {
 		p := pols[int(pol)%len(pols)]
 		polFor := func(string) *policy.Policy { return p }
 		rawA := withAnnotations(obj, map[string]string{annotations.GPUs: gpusA, annotations.Env: envA, annotations.Storage: storageA, annotations.WorkloadConfigMap: "code"})
-		decoded, kind, err := kinds.Decode(rawA)
-		if err != nil || !kind.Serving || decoded.GetName() == "" {
+		if _, _, err := kinds.Decode(rawA); err != nil {
 			return
 		}
+		live := rawA // stored before the policy, where the create is denied
 		created, err := mutate.AdmitRequest(mutate.Request{Kinds: kinds, Raw: rawA, Policy: polFor, User: rwUser, Create: true})
 		if err != nil {
-			return
-		}
-		live, err := mutate.ApplyPatch(rawA, created.Patch)
-		if err != nil {
+			fzCheckDenial(t, err)
+		} else if live, err = typedpatch.Apply(rawA, created.Patch); err != nil {
 			t.Fatalf("the create patch does not apply: %v", err)
 		}
 		change := map[string]string{annotations.GPUs: gpusB, annotations.Env: envB, annotations.Storage: storageB}
@@ -77,20 +78,29 @@ func FuzzUpdate(f *testing.F) {
 			change[annotations.WorkloadConfigMap], change[annotations.Storage] = "-", "-"
 		}
 		next := withAnnotations(live, change)
+		newObj, kind, err := kinds.Decode(next)
+		if err != nil {
+			t.Fatalf("the updated object does not decode: %v\n%s", err, next)
+		}
+		oldObj, _, err := kinds.Decode(live)
+		if err != nil {
+			t.Fatalf("the live object does not decode: %v\n%s", err, live)
+		}
 		res, err := kinds.AdmitUpdate(next, live, polFor, rwUser)
 		if err != nil {
-			var d *mutate.Denial
-			if !errors.As(err, &d) || len(d.Errs) == 0 {
-				t.Fatalf("an UPDATE failed with %T %v, not a denial", err, err)
+			fzCheckDenial(t, err)
+			return // nothing was allowed, so nothing more to check
+		}
+		if !kind.Serving {
+			if res.Managed || len(res.Patch) > 0 || len(res.Warnings) > 0 {
+				t.Fatalf("a %s is mutated on UPDATE: patch %s, warnings %q", kind.GVK.Kind, rwJSON(res.Patch), res.Warnings)
 			}
 			return
 		}
-		out, err := mutate.ApplyPatch(next, res.Patch)
+		fzCheckOracle(t, mutate.Input{Object: newObj, Raw: next, Policy: p, User: rwUser, Old: oldObj, OldRaw: live}, res.Patch)
+		out, err := typedpatch.Apply(next, res.Patch)
 		if err != nil {
 			t.Fatalf("the update patch does not apply: %v", err)
-		}
-		if _, _, err := kinds.Decode(out); err != nil {
-			t.Fatalf("the updated object does not decode: %v\n%s", err, out)
 		}
 		again, err := kinds.AdmitUpdate(out, out, polFor, rwUser)
 		if err != nil || len(again.Patch) > 0 || len(again.Warnings) > 0 {

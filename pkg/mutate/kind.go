@@ -39,8 +39,22 @@ type KindInfo struct {
 	// Templates are where the kind keeps its pod templates, for the webhook's match conditions, which
 	// look at them for GPU requests: dotted JSON field paths from the object's root, "[]" after a list
 	// field meaning each of its items (spec.rayClusterSpec.workerGroupSpecs[].template). They are the
-	// paths of the workload adapter's templates(), in the same order.
+	// paths of the workload adapter's templates(), in the same order. "" is the object itself (a Pod).
 	Templates []string
+	// QueueLabels are the dotted paths of label maps, besides the object's own, whose Kueue queue label the
+	// server checks because the objects the kind's controller creates take them (a CronJob's
+	// spec.jobTemplate.metadata.labels): the validating condition matches an object, new or old, with the
+	// queue label there. They are the paths of the workload adapter's queueMeta().
+	QueueLabels []string
+	// Creates are the handled kinds of the objects the kind's controller creates from its pod templates with
+	// a controller owner reference to it, when those are not Pods (a CronJob's Jobs); empty, its controller
+	// creates Pods, directly or through objects Kaiwo does not handle (a Deployment's ReplicaSets). Objects
+	// of a kind that a controller of one of its owners (Kind.Owners) creates are left alone: they were
+	// checked as their owner.
+	Creates []schema.GroupKind
+	// OwnedCreateOnly: an object of the kind whose controller owner reference names one of its owners
+	// cannot ask for more after create, so only its CREATE is checked (a Pod, whose spec is immutable).
+	OwnedCreateOnly bool
 }
 
 // Kind is a registered kind: its description and its Adapter. The zero Kind is no kind.
@@ -48,7 +62,13 @@ type Kind struct {
 	KindInfo
 	adapter   Adapter
 	supported string // the registry's kinds, for messages
+	owners    []string
 }
+
+// Owners are the controllers whose controller owner reference on an object of the kind says it was made
+// from a template Kaiwo checked as that controller, as "apiVersion/kind" (batch/v1/CronJob for a Job): the
+// registry's owners (Registry.Owners) that create the kind (KindInfo.Creates), the kind itself excepted.
+func (k Kind) Owners() []string { return slices.Clone(k.owners) }
 
 // New is an empty object of the kind's Go type.
 func (k Kind) New() client.Object { return k.adapter.New() }
@@ -70,17 +90,21 @@ type scaler interface{ setReplicas(int32) }
 // and the tests are given; it does not change once built.
 type Registry struct {
 	kinds     []Kind
+	unhandled []UnhandledKind
 	supported string // "batch/v1 Job, ...", for messages
 }
 
-// NewRegistry registers the kinds of adapters, in order. A kind given twice, a GVK or resource missing,
-// or a scale subresource whose adapter cannot scale is an error.
-func NewRegistry(adapters ...Adapter) (*Registry, error) {
+// NewRegistry registers the kinds of adapters, in order, and the GPU-capable kinds that are not handled. A
+// kind given twice (or both handled and unhandled), a GVK, resource or pod template path missing, or a scale
+// subresource whose adapter cannot scale is an error.
+func NewRegistry(adapters []Adapter, unhandled []UnhandledKind) (*Registry, error) {
 	r := &Registry{}
 	names := make([]string, 0, len(adapters))
 	for _, a := range adapters {
 		k := Kind{KindInfo: a.Info(), adapter: a}
 		k.Templates = slices.Clone(k.Templates)
+		k.QueueLabels = slices.Clone(k.QueueLabels)
+		k.Creates = slices.Clone(k.Creates)
 		switch {
 		case k.GVK.Version == "" || k.GVK.Kind == "" || k.Resource == "":
 			return nil, fmt.Errorf("kind %q: apiVersion, kind and resource are required", k.String())
@@ -102,16 +126,36 @@ func NewRegistry(adapters ...Adapter) (*Registry, error) {
 		r.kinds = append(r.kinds, k)
 		names = append(names, k.String())
 	}
+	for _, u := range unhandled {
+		name := u.GVK.GroupVersion().String() + " " + u.GVK.Kind
+		switch {
+		case u.GVK.Version == "" || u.GVK.Kind == "" || u.Resource == "":
+			return nil, fmt.Errorf("unhandled kind %q: apiVersion, kind and resource are required", name)
+		case len(u.Templates) == 0:
+			return nil, fmt.Errorf("unhandled kind %s: no pod template paths", name)
+		}
+		gr := schema.GroupResource{Group: u.GVK.Group, Resource: u.Resource}
+		if _, dup := r.ForResource(gr); dup {
+			return nil, fmt.Errorf("kind %s is both handled and unhandled", name)
+		}
+		if _, dup := r.UnhandledFor(gr); dup {
+			return nil, fmt.Errorf("unhandled kind %s registered twice", name)
+		}
+		u.Templates = slices.Clone(u.Templates)
+		r.unhandled = append(r.unhandled, u)
+	}
 	r.supported = strings.Join(names, ", ")
 	for i := range r.kinds {
 		r.kinds[i].supported = r.supported
+		r.kinds[i].owners = r.ownersOf(r.kinds[i].GVK)
 	}
 	return r, nil
 }
 
-// Builtin is a new registry of the kinds this build handles.
+// Builtin is a new registry of the kinds this build handles, and of the GPU-capable kinds it does not
+// (gpuKinds).
 func Builtin() *Registry {
-	r, err := NewRegistry(
+	r, err := NewRegistry([]Adapter{
 		jobKind{},
 		rayJobKind{},
 		rayServiceKind{},
@@ -119,7 +163,7 @@ func Builtin() *Registry {
 		cronJobKind{},
 		statefulSetKind{},
 		podKind{},
-	)
+	}, gpuKinds())
 	if err != nil {
 		panic(err) // the built-in list is fixed at compile time; its tests build it
 	}
@@ -131,6 +175,9 @@ func (r *Registry) Kinds() []Kind {
 	out := slices.Clone(r.kinds)
 	for i := range out {
 		out[i].Templates = slices.Clone(out[i].Templates)
+		out[i].QueueLabels = slices.Clone(out[i].QueueLabels)
+		out[i].Creates = slices.Clone(out[i].Creates)
+		out[i].owners = slices.Clone(out[i].owners)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,17 +31,20 @@ func TestNewRegistryRefusesBadKinds(t *testing.T) {
 	noResource.Resource = ""
 	noTemplates.Templates = nil
 	scale.Scale = true
+	daemonSet := job
+	daemonSet.GVK, daemonSet.Resource = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DaemonSet"}, "daemonsets"
 	for name, tc := range map[string]struct {
 		adapters []Adapter
 		want     string
 	}{
-		"twice":        {[]Adapter{jobKind{}, rayJobKind{}, jobKind{}}, "batch/v1 Job registered twice"},
-		"no resource":  {[]Adapter{brokenKind{noResource}}, "resource are required"},
-		"no templates": {[]Adapter{brokenKind{noTemplates}}, "no pod template paths"},
-		"scale":        {[]Adapter{brokenKind{scale}}, "cannot set replicas"},
+		"twice":          {[]Adapter{jobKind{}, rayJobKind{}, jobKind{}}, "batch/v1 Job registered twice"},
+		"also unhandled": {[]Adapter{brokenKind{daemonSet}}, "apps/v1 DaemonSet is both handled and unhandled"},
+		"no resource":    {[]Adapter{brokenKind{noResource}}, "resource are required"},
+		"no templates":   {[]Adapter{brokenKind{noTemplates}}, "no pod template paths"},
+		"scale":          {[]Adapter{brokenKind{scale}}, "cannot set replicas"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := NewRegistry(tc.adapters...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			if _, err := NewRegistry(tc.adapters, gpuKinds()); err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("NewRegistry: %v, want an error with %q", err, tc.want)
 			}
 		})
@@ -49,7 +53,7 @@ func TestNewRegistryRefusesBadKinds(t *testing.T) {
 
 // TestRegistryIsAValue: each registry is its own; what Kinds returns cannot change the registry.
 func TestRegistryIsAValue(t *testing.T) {
-	only, err := NewRegistry(jobKind{})
+	only, err := NewRegistry([]Adapter{jobKind{}}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,13 +111,44 @@ func TestTemplatePathsAreTheAdapters(t *testing.T) {
 		}
 		var got []string
 		for _, t := range w.templates() {
-			p := index.ReplaceAllString(t.key(), "[]")
+			p := "" // the object itself
+			if t.path != nil {
+				p = index.ReplaceAllString(t.path.String(), "[]")
+			}
 			if len(got) == 0 || got[len(got)-1] != p {
 				got = append(got, p)
 			}
 		}
-		if strings.Join(got, " ") != strings.Join(k.Templates, " ") {
+		if !slices.Equal(got, k.Templates) {
 			t.Errorf("%s: the adapter's templates are at %q, the kind declares %q", k, got, k.Templates)
+		}
+		var labels []string
+		if qm, ok := w.(queueMeta); ok {
+			_, p := qm.queueMeta()
+			labels = append(labels, p.String())
+		}
+		if !slices.Equal(labels, k.QueueLabels) {
+			t.Errorf("%s: the adapter's queue labels are at %q, the kind declares %q", k, labels, k.QueueLabels)
+		}
+	}
+}
+
+// TestOwnersOfEachKind: a Job's owner is the CronJob, whose controller creates Jobs; a Pod's are every
+// handled kind and controlled kind whose controller makes Pods, not the CronJob nor the Pod itself; a kind
+// no controller creates from a checked template has none.
+func TestOwnersOfEachKind(t *testing.T) {
+	want := map[string][]string{
+		"Job": {"batch/v1/CronJob"},
+		"Pod": {"batch/v1/Job", "ray.io/v1/RayJob", "ray.io/v1/RayService", "apps/v1/Deployment", "apps/v1/StatefulSet",
+			"ray.io/v1/RayCluster", "apps/v1/ReplicaSet"},
+	}
+	for _, k := range Builtin().Kinds() {
+		want := want[k.GVK.Kind]
+		got := k.Owners()
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: owners %q, want %q", k, got, want)
 		}
 	}
 }

@@ -195,7 +195,7 @@ func (m *mutation) run(user string) *Denial {
 		return &Denial{ReasonLimit, field.ErrorList{err}}
 	}
 	// The GPU limit is checked on the final object (see final), where every container counts.
-	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.patch, m.gpus, m.storage, m.templates}
+	steps := []func(plan) field.ErrorList{m.queue, m.ttl, m.podTemplatePatch, m.gpus, m.storage, m.templates}
 	for _, step := range steps {
 		if errs := step(p); len(errs) > 0 {
 			return &Denial{ReasonConflict, errs}

@@ -3,66 +3,42 @@ package mutate
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/tidwall/gjson"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// podOwners are the controllers whose Pods come from a template Kaiwo checked as that controller or the
-// workload that created it: a Job's, a Deployment's ReplicaSet's, a StatefulSet's, a RayJob's or RayService's
-// RayCluster's.
-var podOwners = map[string]bool{
-	"batch/v1 Job": true, "apps/v1 Deployment": true, "apps/v1 ReplicaSet": true, "apps/v1 StatefulSet": true,
-	"ray.io/v1 RayJob": true, "ray.io/v1 RayService": true, "ray.io/v1 RayCluster": true,
-}
-
-// jobOwners are the controllers whose Jobs come from a template Kaiwo checked as that controller: a
-// CronJob's job template.
-var jobOwners = map[string]bool{"batch/v1 CronJob": true}
-
 // fromCheckedTemplate reports whether obj, of kind, is created by a controller from a template that Kaiwo
-// already checked as its owner: its controller owner reference names such an owner (a CronJob for a Job),
-// and the request is a controller's (see systemRequest). Such an object is left alone on CREATE: it carries
-// what the template says, and mutating it again, or checking it against rules meant for what a team user
-// writes, could change or deny what its owner was admitted with. A team user who writes the owner reference
-// by hand gets it handled as any object of its kind.
+// already checked as its owner: its controller owner reference names one of kind's owners (Kind.Owners: a
+// CronJob for a Job, a workload for a Pod), and the request is a controller's (see systemRequest). Such an
+// object is left alone on CREATE: it carries what the template says, and mutating it again, or checking it
+// against rules meant for what a team user writes, could change or deny what its owner was admitted with. A
+// team user who writes the owner reference by hand gets it handled as any object of its kind.
 func fromCheckedTemplate(kind Kind, obj client.Object, user string) bool {
-	var owners map[string]bool
-	switch kind.GVK {
-	case batchv1.SchemeGroupVersion.WithKind("Job"):
-		owners = jobOwners
-	case podGVK:
-		owners = podOwners
-	default:
-		return false
-	}
-	return controlledBy(obj, owners) && systemRequest(user, obj.GetNamespace())
+	return controlledBy(obj, kind.owners) && systemRequest(user, obj.GetNamespace())
 }
 
-// controlledBy reports whether obj's controller owner reference names one of owners ("apiVersion Kind").
-func controlledBy(obj client.Object, owners map[string]bool) bool {
+// controlledBy reports whether obj's controller owner reference names one of owners ("apiVersion/kind").
+func controlledBy(obj client.Object, owners []string) bool {
 	for _, o := range obj.GetOwnerReferences() {
-		if o.Controller != nil && *o.Controller && owners[o.APIVersion+" "+o.Kind] {
+		if o.Controller != nil && *o.Controller && slices.Contains(owners, o.APIVersion+"/"+o.Kind) {
 			return true
 		}
 	}
 	return false
 }
 
-// ownedPod reports whether obj is a Pod whose controller owner reference names a handled workload or a
-// controller one creates (podOwners). Such a Pod is never mutated, whoever creates it, as before Pods were
-// handled: a controller's comes from a template already checked, and a team user's is checked by Validate
-// as an object of a kind Kaiwo does not handle.
+// ownedPod reports whether obj, of a kind with OwnedCreateOnly (a Pod), has a controller owner reference
+// naming one of its owners (a handled workload or a controller one creates). Such an object is never
+// mutated, whoever creates it, as before Pods were handled: a controller's comes from a template already
+// checked, and a team user's is denied in Enforce when it asks for GPUs (forgedPod).
 func ownedPod(kind Kind, obj client.Object) bool {
-	return kind.GVK == podGVK && controlledBy(obj, podOwners)
+	return kind.OwnedCreateOnly && controlledBy(obj, kind.owners)
 }
-
-var podGVK = corev1.SchemeGroupVersion.WithKind("Pod")
 
 // forgedPod denies, in an Enforce namespace, a Pod that asks for GPUs and names a workload as its controller
 // (see ownedPod) when no controller makes the request (an empty user, offline, trusts the reference): Kueue's
@@ -71,11 +47,11 @@ func forgedPod(obj client.Object, pol *policy.Policy, user string) error {
 	if pol.Mode != policy.Enforce || user == "" || systemRequest(user, obj.GetNamespace()) {
 		return nil
 	}
-	spec, err := json.Marshal(obj.(*corev1.Pod).Spec)
+	raw, err := json.Marshal(obj)
 	if err != nil {
 		return err
 	}
-	p, q := findGPU(gjson.ParseBytes(spec), field.NewPath("spec"), 0)
+	p, q := findGPU(gjson.GetBytes(raw, "spec"), field.NewPath("spec"), 0)
 	if p == nil {
 		return nil
 	}

@@ -4,8 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // A RayJob from a newer KubeRay, with fields our Go types lack at the top of spec, in a worker group and
@@ -37,7 +37,7 @@ func TestPatchKeepsUnknownFields(t *testing.T) {
 			t.Errorf("patch removes %s", op.Path)
 		}
 	}
-	out, err := mutate.ApplyPatch([]byte(newerRayJob), res.Patch)
+	out, err := typedpatch.Apply([]byte(newerRayJob), res.Patch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,12 +19,13 @@ const kueueAdmissionGate = "kueue.x-k8s.io/admission"
 
 var _ workload = (*pod)(nil)
 
-// podKind registers v1 Pods: mutated on CREATE only (a Pod's spec is immutable). Its one template is the
-// Pod itself, "." in Templates.
+// podKind registers v1 Pods: mutated on CREATE only (a Pod's spec is immutable), and a Pod a workload
+// controls is checked on CREATE only. Its one template is the Pod itself, "" in Templates.
 type podKind struct{}
 
 func (podKind) Info() KindInfo {
-	return KindInfo{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), Resource: "pods", Templates: []string{"."}}
+	return KindInfo{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), Resource: "pods", Templates: []string{""},
+		OwnedCreateOnly: true}
 }
 
 func (podKind) New() client.Object { return &corev1.Pod{} }

@@ -5,8 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // racePolicy writes every quantity in a non-canonical form, whose canonical string is computed on first
@@ -56,7 +56,7 @@ func TestSharedPolicyConcurrentAdmit(t *testing.T) {
 							t.Error(err)
 							return
 						}
-						b, err := mutate.EncodePatch(res.Patch)
+						b, err := typedpatch.Encode(res.Patch)
 						if err != nil {
 							t.Error(err)
 						}

@@ -27,6 +27,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // Real-world inputs: KubeRay's and Kueue's own sample manifests (testdata/realworld, each with its
@@ -238,7 +239,7 @@ func TestRealWorld(t *testing.T) {
 			if !res.Managed {
 				t.Fatal("an annotated object is not managed")
 			}
-			out, err := mutate.ApplyPatch(raw, res.Patch)
+			out, err := typedpatch.Apply(raw, res.Patch)
 			if err != nil {
 				t.Fatalf("ApplyPatch: %v\npatch: %s", err, rwJSON(res.Patch))
 			}
@@ -708,7 +709,7 @@ func TestRealWorldOperatorsAccept(t *testing.T) {
 			if err != nil {
 				return // a denial is always an acceptable answer here; TestRealWorld says which are expected
 			}
-			out, err := mutate.ApplyPatch(raw, res.Patch)
+			out, err := typedpatch.Apply(raw, res.Patch)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -192,7 +192,7 @@ func newLockedTemplate(pol *policy.Policy, opts *Options) *lockedTemplate {
 	if pol.IsLocked(policy.FieldTolerations) && bytes.Contains(pol.PodTemplatePatch, []byte(`"tolerations"`)) {
 		// The admin's patch may set tolerations of its own: they are the policy's too.
 		empty := corev1.PodTemplateSpec{}
-		if _, err := applyPatch(template{path: field.NewPath("podTemplatePatch"), spec: &empty}, pol.PodTemplatePatch, pol.Name); err == nil {
+		if _, err := mergePodTemplatePatch(template{path: field.NewPath("podTemplatePatch"), spec: &empty}, pol.PodTemplatePatch, pol.Name); err == nil {
 			l.tolerations = append(slices.Clone(l.tolerations), empty.Spec.Tolerations...)
 		}
 	}

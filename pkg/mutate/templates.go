@@ -167,15 +167,15 @@ func (m *mutation) warnTemplates(changed map[string]bool, p plan, shm corev1.Vol
 	}
 }
 
-// patch applies the admin's podTemplatePatch first, so the features after it (GPUs, env, the policy's
-// tolerations and nodeSelector) see and keep what it sets, and conflicts with it are reported.
-func (m *mutation) patch(plan) field.ErrorList {
+// podTemplatePatch applies the admin's podTemplatePatch first, so the features after it (GPUs, env, the
+// policy's tolerations and nodeSelector) see and keep what it sets, and conflicts with it are reported.
+func (m *mutation) podTemplatePatch(plan) field.ErrorList {
 	if len(m.pol.PodTemplatePatch) == 0 {
 		return nil
 	}
 	changed := false
 	for _, t := range m.w.templates() {
-		ok, err := applyPatch(t, m.pol.PodTemplatePatch, m.pol.Name)
+		ok, err := mergePodTemplatePatch(t, m.pol.PodTemplatePatch, m.pol.Name)
 		if err != nil {
 			return field.ErrorList{err}
 		}
@@ -255,10 +255,10 @@ var podTemplateMeta = func() strategicpatch.LookupPatchMeta {
 	return m
 }()
 
-// applyPatch applies the admin's strategic merge patch to t. It merges the unstructured form, as kubectl
+// mergePodTemplatePatch applies the admin's podTemplatePatch, a strategic merge patch, to t. It merges the unstructured form, as kubectl
 // patch does after decoding, which spares a JSON encoding and decoding of the template; and it converts
 // only the parts the patch names (metadata, spec), since a merge leaves the others as they are.
-func applyPatch(t template, patch []byte, name string) (bool, *field.Error) {
+func mergePodTemplatePatch(t template, patch []byte, name string) (bool, *field.Error) {
 	var p map[string]any
 	if err := sjson.UnmarshalCaseSensitivePreserveInts(patch, &p); err != nil { // ints as int64, as unstructured holds them
 		return false, field.Invalid(t.at(), name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())

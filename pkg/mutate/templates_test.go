@@ -10,9 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
-// TestApplyPatchAsKubectl: the admin patch gives what a strategic merge of the template's JSON gives,
+// TestMergePodTemplatePatchAsKubectl: the admin patch gives what a strategic merge of the template's JSON gives,
 // as kubectl patch computes it, for patches of one part, of both, with directives and with deletions.
-func TestApplyPatchAsKubectl(t *testing.T) {
+func TestMergePodTemplatePatchAsKubectl(t *testing.T) {
 	tmpl := `{"metadata":{"labels":{"app":"a"},"annotations":{"x":"1"}},"spec":{
 		"containers":[{"name":"main","image":"i","env":[{"name":"A","value":"1"}],"resources":{"limits":{"cpu":"2"}}},{"name":"side","image":"s"}],
 		"tolerations":[{"key":"k","operator":"Exists"}],"nodeSelector":{"pool":"a"},"terminationGracePeriodSeconds":10}}`
@@ -45,7 +45,7 @@ func TestApplyPatchAsKubectl(t *testing.T) {
 			if err := json.Unmarshal(out, &want); err != nil {
 				t.Fatal(err)
 			}
-			changed, ferr := applyPatch(template{path: field.NewPath("spec", "template"), spec: &spec}, []byte(patch), "p")
+			changed, ferr := mergePodTemplatePatch(template{path: field.NewPath("spec", "template"), spec: &spec}, []byte(patch), "p")
 			if ferr != nil {
 				t.Fatal(ferr)
 			}

@@ -7,22 +7,10 @@ import (
 	"github.com/tidwall/gjson"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
-
-// podOwner reports whether a controller of apiVersion and kind makes its objects from a template a handled
-// workload (or this check) has already seen: the handled kinds (a Job's Pods, a Deployment's ReplicaSets, a
-// RayJob's or RayService's RayCluster) and the objects they create that create pods in turn (a ReplicaSet's
-// Pods, a RayCluster's Pods).
-func (r *Registry) podOwner(apiVersion, kind string) bool {
-	if _, ok := r.For(schema.FromAPIVersionAndKind(apiVersion, kind)); ok {
-		return true
-	}
-	return apiVersion == "apps/v1" && kind == "ReplicaSet" || apiVersion == "ray.io/v1" && kind == "RayCluster"
-}
 
 // ValidateUnhandled checks an object of a kind Kaiwo does not handle yet (a Pod not owned by a workload, a
 // RayCluster, a StatefulSet, ...): in an Enforce namespace, one that asks anywhere for amd.com/gpu or

@@ -21,6 +21,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/offline"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 	"github.com/silogen/kaiwo-webhook/pkg/server"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 type defaultPolicy struct{}
@@ -88,7 +89,7 @@ func TestOfflineAgreesWithServe(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			want, err := mutate.ApplyPatch([]byte(tc.raw), ops)
+			want, err := typedpatch.Apply([]byte(tc.raw), ops)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // Options say how to run.
@@ -145,7 +146,7 @@ func one(i int, chunk []byte, policyFor func(string) *policy.Policy, opts Option
 		doc.Output = chunk
 		return doc, nil
 	}
-	patched, err := mutate.ApplyPatch(raw, res.Patch)
+	patched, err := typedpatch.Apply(raw, res.Patch)
 	if err != nil {
 		return doc, fmt.Errorf("document %d: applying patch: %w", i, err)
 	}

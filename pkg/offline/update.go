@@ -10,6 +10,7 @@ import (
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // ObjectKey names an object: its kind, namespace and name.
@@ -79,7 +80,7 @@ func oldFor(old map[ObjectKey][]byte, key ObjectKey) []byte {
 // validate runs the validating webhook on the object the mutation produced (raw with patch applied), as
 // the API server would after every mutating webhook; old is the stored object on UPDATE, else nil.
 func validate(kind mutate.Kind, raw []byte, patch []jsonpatch.Operation, old []byte, pol *policy.Policy, user string) ([]string, error) {
-	final, err := mutate.ApplyPatch(raw, patch)
+	final, err := typedpatch.Apply(raw, patch)
 	if err != nil {
 		return nil, fmt.Errorf("applying patch: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 	"github.com/silogen/kaiwo-webhook/pkg/server"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 type fixedPolicy struct{ p *policy.Policy }
@@ -123,7 +124,7 @@ func mutated(t *testing.T, obj runtime.Object) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := mutate.ApplyPatch(raw, res.Patch)
+	out, err := typedpatch.Apply(raw, res.Patch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
+	"github.com/silogen/kaiwo-webhook/pkg/typedpatch"
 )
 
 // mutatedFor is obj as the mutating webhook leaves it under pol, for user: what the validator sees.
@@ -26,7 +27,7 @@ func mutatedFor(t *testing.T, obj runtime.Object, pol *policy.Policy, user strin
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := mutate.ApplyPatch(raw, res.Patch)
+	out, err := typedpatch.Apply(raw, res.Patch)
 	if err != nil {
 		t.Fatal(err)
 	}

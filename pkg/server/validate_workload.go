@@ -19,14 +19,6 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// unhandled are the GPU-capable kinds the webhook does not manage yet; in Enforce namespaces the core
-// denies them when they ask for GPUs (Registry.ValidateUnhandled).
-var unhandled = map[schema.GroupResource]bool{
-	{Group: "ray.io", Resource: "rayclusters"}: true,
-	{Group: "apps", Resource: "replicasets"}:   true,
-	{Group: "apps", Resource: "daemonsets"}:    true,
-}
-
 // WorkloadValidator answers the validating admission requests for workloads: it sees the final object,
 // after every mutating webhook, and refuses what the policy does not allow. It never changes anything.
 type WorkloadValidator struct {
@@ -76,7 +68,7 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 		return admission.Allowed("subresource not validated by Kaiwo"), "skipped"
 	case req.SubResource != "":
 		return admission.Allowed("subresource not validated by Kaiwo"), "skipped"
-	case unhandled[gr]:
+	case v.unhandled(gr):
 		if len(req.Object.Raw) == 0 {
 			return v.badRequest(kind, fmt.Errorf("kaiwo: the %s request carries no object", kind))
 		}
@@ -171,6 +163,13 @@ func scaleReplicas(raw []byte) (int32, error) {
 		return 0, nil // omitted: 0, as the API server decodes it (replicas is omitempty)
 	}
 	return *s.Spec.Replicas, nil
+}
+
+// unhandled reports whether gr is one of the GPU-capable kinds the webhook does not manage yet; in Enforce
+// namespaces the core denies them when they ask for GPUs (Registry.ValidateUnhandled).
+func (v *WorkloadValidator) unhandled(gr schema.GroupResource) bool {
+	_, ok := v.Kinds.UnhandledFor(gr)
+	return ok
 }
 
 func (v *WorkloadValidator) policy(ctx context.Context, req admission.Request) (*policy.Policy, admission.Response, bool) {

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
@@ -152,18 +153,33 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("CRD spec", find(t, k, "CustomResourceDefinition", "").Object["spec"], find(t, c, "CustomResourceDefinition", "").Object["spec"])
 }
 
-// mutatingWant is the contract of each mutating webhook, apart from its match condition.
-var mutatingWant = []struct {
+// mutatingWant is the contract of each mutating webhook, apart from its match condition: one per kind of
+// the registry serve is given, CREATE, and UPDATE for the kinds mutated on UPDATE.
+func mutatingWant() []webhookWant {
+	var out []webhookWant
+	for _, k := range mutate.Builtin().Kinds() {
+		ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+		if k.Update {
+			ops = append(ops, admissionregistrationv1.Update)
+		}
+		out = append(out, webhookWant{k.Resource + ".kaiwo.silogen.ai", k.GVK.Group, k.Resource, ops, withOwners(k, condition)})
+	}
+	return out
+}
+
+// withOwners are the match conditions named, and for a kind with owners (a Pod, a Job) the one that keeps
+// away the objects a controller creates from a checked template.
+func withOwners(k mutate.Kind, names ...string) []string {
+	if len(k.Owners()) > 0 {
+		names = append(names, "not-from-a-controller")
+	}
+	return names
+}
+
+type webhookWant struct {
 	name, group, resource string
 	ops                   []admissionregistrationv1.OperationType
-}{
-	{"jobs.kaiwo.silogen.ai", "batch", "jobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"rayjobs.kaiwo.silogen.ai", "ray.io", "rayjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"deployments.kaiwo.silogen.ai", "apps", "deployments", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"rayservices.kaiwo.silogen.ai", "ray.io", "rayservices", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"cronjobs.kaiwo.silogen.ai", "batch", "cronjobs", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
-	{"statefulsets.kaiwo.silogen.ai", "apps", "statefulsets", []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}},
-	{"pods.kaiwo.silogen.ai", "", "pods", []admissionregistrationv1.OperationType{admissionregistrationv1.Create}},
+	conditions            []string
 }
 
 func TestWebhookConfiguration(t *testing.T) {
@@ -189,6 +205,7 @@ func TestWebhookConfiguration(t *testing.T) {
 			if got := m.Annotations[injectCAFrom]; got != certRef {
 				t.Errorf("MutatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
 			}
+			mutatingWant := mutatingWant()
 			if len(m.Webhooks) != len(mutatingWant) {
 				t.Fatalf("%d mutating webhooks, want %d", len(m.Webhooks), len(mutatingWant))
 			}
@@ -198,11 +215,7 @@ func TestWebhookConfiguration(t *testing.T) {
 				for _, c := range got.MatchConditions {
 					names = append(names, c.Name)
 				}
-				wantNames := []string{condition}
-				if w.resource == "pods" { // and never the Pods a controller creates from a checked template
-					wantNames = append(wantNames, "not-from-a-controller")
-				}
-				if diff := cmp.Diff(wantNames, names); diff != "" {
+				if diff := cmp.Diff(w.conditions, names); diff != "" {
 					t.Errorf("%s: match conditions (-want,+got):\n%s", w.name, diff)
 				}
 				got.MatchConditions = nil // compiled and evaluated in TestMatchConditions
@@ -635,7 +648,7 @@ func TestChartValues(t *testing.T) {
 }
 
 // TestChartCRDIsCurrent: the chart ships a copy of config/crd's CRD (Helm reads
-// no file outside the chart). `go test ./test/manifests -update` refreshes it.
+// no file outside the chart). `go -C test test ./manifests -update` refreshes it.
 func TestChartCRDIsCurrent(t *testing.T) {
 	src := filepath.Join(root(t), "config", "crd", crdFile)
 	dst := filepath.Join(chartDir(t), "files", crdFile)
@@ -653,7 +666,7 @@ func TestChartCRDIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(want, got) {
-		t.Fatalf("%s differs from %s: run `go test ./test/manifests -update`", dst, src)
+		t.Fatalf("%s differs from %s: run `go -C test test ./manifests -update`", dst, src)
 	}
 	var crd apiextensionsv1.CustomResourceDefinition
 	if err := yaml.UnmarshalStrict(want, &crd); err != nil {

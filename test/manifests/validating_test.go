@@ -24,28 +24,37 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/silogen/kaiwo-webhook/internal/testobj"
+	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 )
 
 const workloadValidatePath = "/validate"
 
-// validatingWant is the contract of each workload validating webhook, after the KaiwoPolicy one.
-var validatingWant = []struct {
-	name, group, resource string
-	ops                   []admissionregistrationv1.OperationType
-	conditions            []string
-}{
-	{"jobs.validate.kaiwo.silogen.ai", "batch", "jobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"rayjobs.validate.kaiwo.silogen.ai", "ray.io", "rayjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"deployments.validate.kaiwo.silogen.ai", "apps", "deployments", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"rayservices.validate.kaiwo.silogen.ai", "ray.io", "rayservices", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"statefulsets.validate.kaiwo.silogen.ai", "apps", "statefulsets", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"cronjobs.validate.kaiwo.silogen.ai", "batch", "cronjobs", createUpdate, []string{"kaiwo-managed-gpu-or-queued"}},
-	{"deployments-scale.validate.kaiwo.silogen.ai", "apps", "deployments/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
-	{"statefulsets-scale.validate.kaiwo.silogen.ai", "apps", "statefulsets/scale", []admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}},
-	{"pods.validate.kaiwo.silogen.ai", "", "pods", createUpdate, []string{"kaiwo-managed-gpu-or-queued", "not-from-a-controller"}},
-	{"rayclusters.validate.kaiwo.silogen.ai", "ray.io", "rayclusters", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
-	{"replicasets.validate.kaiwo.silogen.ai", "apps", "replicasets", createUpdate, []string{"gpu", "not-from-a-controller-or-update"}},
-	{"daemonsets.validate.kaiwo.silogen.ai", "apps", "daemonsets", createUpdate, []string{"gpu", "not-from-a-controller"}},
+// validatingWant is the contract of each workload validating webhook, after the KaiwoPolicy one, from the
+// registry serve is given: CREATE and UPDATE of each handled kind, UPDATE of the scale subresource of those
+// that have one, and each unhandled GPU-capable kind (CREATE only for those declared so; the kinds a handled
+// workload's controller creates are sent on every UPDATE).
+func validatingWant() []webhookWant {
+	kinds := mutate.Builtin()
+	var out, scaled []webhookWant
+	for _, k := range kinds.Kinds() {
+		out = append(out, webhookWant{k.Resource + ".validate.kaiwo.silogen.ai", k.GVK.Group, k.Resource, createUpdate, withOwners(k, "kaiwo-managed-gpu-or-queued")})
+		if k.Scale {
+			scaled = append(scaled, webhookWant{k.Resource + "-scale.validate.kaiwo.silogen.ai", k.GVK.Group, k.Resource + "/scale",
+				[]admissionregistrationv1.OperationType{admissionregistrationv1.Update}, []string{"scale-up"}})
+		}
+	}
+	out = append(out, scaled...)
+	for _, u := range kinds.Unhandled() {
+		w := webhookWant{u.Resource + ".validate.kaiwo.silogen.ai", u.GVK.Group, u.Resource, createUpdate, []string{"gpu", "not-from-a-controller"}}
+		if u.CreateOnly {
+			w.ops = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
+		}
+		if u.Controlled {
+			w.conditions[1] = "not-from-a-controller-or-update"
+		}
+		out = append(out, w)
+	}
+	return out
 }
 
 var createUpdate = []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}
@@ -55,6 +64,7 @@ var createUpdate = []admissionregistrationv1.OperationType{admissionregistration
 // (evaluated in TestValidatingMatchConditions).
 func checkWorkloadValidators(t *testing.T, got []admissionregistrationv1.ValidatingWebhook) {
 	t.Helper()
+	validatingWant := validatingWant()
 	if len(got) != 1+len(validatingWant) {
 		t.Fatalf("%d validating webhooks, want %d", len(got), 1+len(validatingWant))
 	}

@@ -1,4 +1,4 @@
-package mutate
+package typedpatch
 
 import (
 	"bytes"
@@ -11,19 +11,18 @@ import (
 	"strconv"
 	"strings"
 
-	jsonpatchapply "github.com/evanphx/json-patch/v5"
 	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/util/sets"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	sjson "sigs.k8s.io/json"
 )
 
-// Patch returns the JSON patch from raw, the object as sent, to mutated. It diffs the Go values
-// original and mutated (see typedDiff), so it holds only what the mutation changed: fields the Go types
-// do not know (a newer CRD, an alpha field) survive, and values the types normalize keep the user's
-// spelling, as in controller-runtime's defaulting webhook. Each operation is then fitted to raw, where
-// the encoding of the Go types and raw differ in shape (see fitToRaw).
-func Patch(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, error) {
+// Diff returns the JSON patch (RFC 6902) from raw, the JSON of original, to mutated, a changed copy of
+// original of the same Go type. It diffs the Go values (see typedDiff), so it holds only what the
+// mutation changed: fields the Go types do not know (a newer CRD, an alpha field) survive, and values
+// the types normalize keep the spelling raw has. Each operation is then fitted to raw, where the
+// encoding of the Go types and raw differ in shape (see fitToRaw). Types the walk does not model are
+// diffed through their JSON encodings instead (see jsonDiff).
+func Diff(raw []byte, original, mutated any) ([]Operation, error) {
 	d, err := typedDiff(original, mutated)
 	if errors.Is(err, errNoTypedDiff) {
 		return jsonDiff(raw, original, mutated)
@@ -45,8 +44,8 @@ func Patch(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, 
 	return ops, err
 }
 
-// jsonDiff is Patch for Go types the typed diff does not model: it diffs their JSON encodings.
-func jsonDiff(raw []byte, original, mutated client.Object) ([]jsonpatch.Operation, error) {
+// jsonDiff is Diff for Go types the typed diff does not model: it diffs their JSON encodings.
+func jsonDiff(raw []byte, original, mutated any) ([]Operation, error) {
 	before, err := json.Marshal(original)
 	if err != nil {
 		return nil, fmt.Errorf("encoding original object: %w", err)
@@ -243,75 +242,3 @@ func pathLess(a, b string) bool {
 func maybeNumber(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789+-") == ""
 }
-
-// EncodePatch writes ops as JSON, byte for byte as encoding/json writes them, in one pass: each value
-// encoded once, without the re-scan encoding/json gives what a MarshalJSON method returns.
-func EncodePatch(ops []jsonpatch.Operation) ([]byte, error) {
-	if ops == nil {
-		return []byte("null"), nil
-	}
-	var buf bytes.Buffer
-	buf.Grow(96*len(ops) + 2)
-	enc := json.NewEncoder(&buf) // escapes as json.Marshal does; ends each value with a newline, cut below
-	put := func(v any) error {
-		if err := enc.Encode(v); err != nil {
-			return err
-		}
-		buf.Truncate(buf.Len() - 1)
-		return nil
-	}
-	buf.WriteByte('[')
-	for i, op := range ops {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		buf.WriteString(`{"op":`)
-		if err := put(op.Operation); err != nil {
-			return nil, err
-		}
-		buf.WriteString(`,"path":`)
-		if err := put(op.Path); err != nil {
-			return nil, err
-		}
-		if op.Value != nil || op.Operation == "add" || op.Operation == "replace" {
-			buf.WriteString(`,"value":`)
-			if err := put(op.Value); err != nil {
-				return nil, fmt.Errorf("encoding the value of %s %s: %w", op.Operation, op.Path, err)
-			}
-		}
-		buf.WriteByte('}')
-	}
-	buf.WriteByte(']')
-	return buf.Bytes(), nil
-}
-
-// ApplyPatch applies ops to raw, as the API server would.
-func ApplyPatch(raw []byte, ops []jsonpatch.Operation) ([]byte, error) {
-	if len(ops) == 0 {
-		return raw, nil
-	}
-	b, err := EncodePatch(ops)
-	if err != nil {
-		return nil, err
-	}
-	p, err := jsonpatchapply.DecodePatch(b)
-	if err != nil {
-		return nil, err
-	}
-	return p.Apply(raw)
-}
-
-// Result is one admission decision on a raw object.
-type Result struct {
-	Kind     Kind
-	Managed  bool
-	Patch    []jsonpatch.Operation
-	Warnings []string
-	Features []string
-	// PatchJSON is Patch encoded (EncodePatch), nil when there is no patch.
-	PatchJSON []byte
-}
-
-// ErrEncodePatch marks a patch that could not be encoded, which the Go types of the supported kinds
-// rule out.
-var ErrEncodePatch = errors.New("encoding the patch")

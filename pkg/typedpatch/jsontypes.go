@@ -1,4 +1,4 @@
-package mutate
+package typedpatch
 
 import (
 	"encoding"
@@ -99,19 +99,35 @@ func isEmptyValue(v reflect.Value) bool {
 	return false
 }
 
-var fieldCache sync.Map // reflect.Type -> []structField
+var fieldCache sync.Map // reflect.Type -> typeFields
 
-// structFields lists the fields encoding/json writes for t, embedded structs inlined, in order.
-func structFields(t reflect.Type) []structField {
-	if fs, ok := fieldCache.Load(t); ok {
-		return fs.([]structField)
-	}
-	fs := appendFields(nil, t, nil)
-	fieldCache.Store(t, fs)
-	return fs
+// typeFields are a struct type's fields as encoding/json writes them; modelled is false where the
+// typed diff would get them wrong (see structFields).
+type typeFields struct {
+	fs       []structField
+	modelled bool
 }
 
-func appendFields(fs []structField, t reflect.Type, index []int) []structField {
+// structFields lists the fields encoding/json writes for t, embedded structs inlined, in order. It
+// reports false for a type whose fields it does not model: one that embeds a struct pointer (its
+// fields are written inline only when the pointer is set) or writes two fields under one name (the
+// dominance rules of encoding/json then pick one or none). Diff sends such types to the JSON diff.
+func structFields(t reflect.Type) ([]structField, bool) {
+	if tf, ok := fieldCache.Load(t); ok {
+		return tf.(typeFields).fs, tf.(typeFields).modelled
+	}
+	fs, modelled := appendFields(nil, t, nil)
+	names := make(map[string]bool, len(fs))
+	for _, f := range fs {
+		modelled = modelled && !names[f.pointer]
+		names[f.pointer] = true
+	}
+	fieldCache.Store(t, typeFields{fs, modelled})
+	return fs, modelled
+}
+
+func appendFields(fs []structField, t reflect.Type, index []int) ([]structField, bool) {
+	modelled := true
 	for i := range t.NumField() {
 		sf := t.Field(i)
 		tag := sf.Tag.Get("json")
@@ -121,7 +137,13 @@ func appendFields(fs []structField, t reflect.Type, index []int) []structField {
 		name, opts, _ := strings.Cut(tag, ",")
 		idx := append(append([]int(nil), index...), i)
 		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
-			fs = appendFields(fs, sf.Type, idx)
+			var ok bool
+			fs, ok = appendFields(fs, sf.Type, idx)
+			modelled = modelled && ok
+			continue
+		}
+		if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Pointer && sf.Type.Elem().Kind() == reflect.Struct {
+			modelled = false
 			continue
 		}
 		if !sf.IsExported() {
@@ -143,7 +165,7 @@ func appendFields(fs []structField, t reflect.Type, index []int) []structField {
 		}
 		fs = append(fs, f)
 	}
-	return fs
+	return fs, modelled
 }
 
 var pointerEscape = strings.NewReplacer("~", "~0", "/", "~1")
@@ -185,8 +207,12 @@ func valueAt(v reflect.Value, segs []string, moved map[string]reflect.Value) (re
 		}
 		switch v.Kind() {
 		case reflect.Struct:
+			fs, ok := structFields(v.Type())
+			if !ok {
+				return reflect.Value{}, errNoTypedDiff
+			}
 			found := false
-			for _, f := range structFields(v.Type()) {
+			for _, f := range fs {
 				if f.pointer == s {
 					v, found = v.FieldByIndex(f.index), true
 					break

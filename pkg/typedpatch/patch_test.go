@@ -1,4 +1,4 @@
-package mutate
+package typedpatch
 
 import (
 	"encoding/json"
@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+	sjson "sigs.k8s.io/json"
 )
 
 // TestPatchShapes: for each change, the patch applied to the original's JSON gives the mutated object's
@@ -65,14 +66,14 @@ func TestPatchShapes(t *testing.T) {
 			b := a.DeepCopy()
 			tc.change(b)
 			raw, _ := json.Marshal(a)
-			ops, err := Patch(raw, a, b)
+			ops, err := Diff(raw, a, b)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(ops) != tc.ops {
 				t.Errorf("%d operations, want %d: %+v", len(ops), tc.ops, ops)
 			}
-			got, err := ApplyPatch(raw, ops)
+			got, err := Apply(raw, ops)
 			if err != nil {
 				t.Fatalf("patch %+v does not apply: %v", ops, err)
 			}
@@ -97,45 +98,50 @@ func TestPatchOverNullElement(t *testing.T) {
 // patchJob decodes raw, changes a copy with change, and returns raw with the patch applied, and the patch.
 func patchJob(t *testing.T, raw string, change func(*batchv1.Job)) ([]byte, []jsonpatch.Operation) {
 	t.Helper()
-	obj, _, err := Builtin().Decode([]byte(raw))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := obj.(*batchv1.Job)
+	a := decodeJob(t, []byte(raw))
 	b := a.DeepCopy()
 	change(b)
-	ops, err := Patch([]byte(raw), a, b)
+	ops, err := Diff([]byte(raw), a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ApplyPatch([]byte(raw), ops)
+	got, err := Apply([]byte(raw), ops)
 	if err != nil {
 		t.Fatalf("patch %+v does not apply: %v", ops, err)
 	}
 	return got, ops
 }
 
+// decodeJob decodes raw as the API server does: case-sensitive, integers exact.
+func decodeJob(t *testing.T, raw []byte) *batchv1.Job {
+	t.Helper()
+	var j batchv1.Job
+	if err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &j); err != nil {
+		t.Fatal(err)
+	}
+	return &j
+}
+
+// sameDoc reports whether a and b are the same JSON document, whatever their layout and key order.
 func sameDoc(t *testing.T, a, b []byte) bool {
 	t.Helper()
-	var x, y any
-	if err := json.Unmarshal(a, &x); err != nil {
+	return reflect.DeepEqual(decodeAny(t, a), decodeAny(t, b))
+}
+
+func decodeAny(t *testing.T, b []byte) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
 		t.Fatal(err)
 	}
-	if err := json.Unmarshal(b, &y); err != nil {
-		t.Fatal(err)
-	}
-	return reflect.DeepEqual(x, y)
+	return v
 }
 
 // TestPatchKeepsExactNumbers: a value that float64 rounds to raw's is still replaced.
 func TestPatchKeepsExactNumbers(t *testing.T) {
 	got, ops := patchJob(t, `{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"activeDeadlineSeconds":9007199254740992,"containers":[{"name":"c","image":"i"}]}}}}`,
 		func(b *batchv1.Job) { b.Spec.Template.Spec.ActiveDeadlineSeconds = ptr.To[int64](9007199254740993) })
-	obj, _, err := Builtin().Decode(got)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if v := *obj.(*batchv1.Job).Spec.Template.Spec.ActiveDeadlineSeconds; v != 9007199254740993 {
+	if v := *decodeJob(t, got).Spec.Template.Spec.ActiveDeadlineSeconds; v != 9007199254740993 {
 		t.Errorf("activeDeadlineSeconds = %d after patch %+v", v, ops)
 	}
 }
@@ -183,18 +189,14 @@ func TestPatchRemovalLiftsFromTheMovedElement(t *testing.T) {
 // from the last one down, so it applies.
 func TestJSONDiffShrinksFromTheEnd(t *testing.T) {
 	raw := []byte(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"j"},"spec":{"template":{"spec":{"containers":[{"name":"a","image":"i","env":[{"name":"X"},{"name":"Y"},{"name":"Z"},{"name":"W"}]}]}}}}`)
-	obj, _, err := Builtin().Decode(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := obj.(*batchv1.Job)
+	a := decodeJob(t, raw)
 	b := a.DeepCopy()
 	b.Spec.Template.Spec.Containers[0].Env = b.Spec.Template.Spec.Containers[0].Env[:1]
 	ops, err := jsonDiff(raw, a, b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ApplyPatch(raw, ops)
+	got, err := Apply(raw, ops)
 	if err != nil {
 		t.Fatalf("patch %+v does not apply: %v", ops, err)
 	}
@@ -204,13 +206,13 @@ func TestJSONDiffShrinksFromTheEnd(t *testing.T) {
 	}
 }
 
-// TestEncodePatchAsEncodingJSON: no patch and an empty one encode as encoding/json writes them.
-func TestEncodePatchAsEncodingJSON(t *testing.T) {
+// TestEncodeAsEncodingJSON: no patch and an empty one encode as encoding/json writes them.
+func TestEncodeAsEncodingJSON(t *testing.T) {
 	for _, ops := range [][]jsonpatch.Operation{nil, {}, {{Operation: "remove", Path: "/a~1<b>"}, {Operation: "add", Path: "/c"}}} {
-		got, err := EncodePatch(ops)
+		got, err := Encode(ops)
 		want, _ := json.Marshal(ops)
 		if err != nil || string(got) != string(want) {
-			t.Errorf("EncodePatch(%#v) = %s, %v; encoding/json writes %s", ops, got, err, want)
+			t.Errorf("Encode(%#v) = %s, %v; encoding/json writes %s", ops, got, err, want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package mutate
+package typedpatch
 
 import (
 	"errors"
@@ -11,7 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 )
 
-// errNoTypedDiff marks a Go type the typed diff does not model; Patch then diffs JSON encodings instead.
+// errNoTypedDiff marks a Go type the typed diff does not model; Diff then diffs JSON encodings instead.
 var errNoTypedDiff = errors.New("type not modelled by the typed diff")
 
 // typedDiff returns the JSON patch between the Go encodings of a and b, two values of the same type,
@@ -130,7 +130,10 @@ func leafEqual(a, b reflect.Value) bool {
 }
 
 func (d *differ) fields(a, b reflect.Value) error {
-	fs := structFields(a.Type())
+	fs, ok := structFields(a.Type())
+	if !ok {
+		return errNoTypedDiff
+	}
 	for i := range fs {
 		f := &fs[i]
 		fa, fb := a.FieldByIndex(f.index), b.FieldByIndex(f.index)
@@ -285,7 +288,10 @@ func (d *differ) keyedSlice(a, b reflect.Value, key string) (bool, error) {
 		return false, nil
 	}
 	var kf *structField
-	fs := structFields(a.Type().Elem())
+	fs, ok := structFields(a.Type().Elem())
+	if !ok {
+		return false, nil // the walk by position refuses it
+	}
 	for i := range fs {
 		if fs[i].pointer == key {
 			kf = &fs[i]

@@ -1,0 +1,131 @@
+package mutate
+
+import (
+	"slices"
+
+	rayv1 "github.com/ray-project/kuberay/ray-operator/apis/ray/v1"
+	"github.com/tidwall/gjson"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// UnhandledKind is a GPU-capable kind Kaiwo does not handle (yet): in an Enforce namespace the validating
+// webhook denies an object of it that asks for GPUs (Registry.ValidateUnhandled), unless a controller
+// creates it for a workload that was checked.
+type UnhandledKind struct {
+	GVK schema.GroupVersionKind
+	// Resource is the kind's resource (plural, lower case), as the webhook rules name it.
+	Resource string
+	// Templates are where the kind keeps its pod templates, as KindInfo.Templates; "" is the object itself
+	// (a Pod).
+	Templates []string
+	// CreateOnly: only CREATE is checked (a Pod, whose GPU requests cannot change).
+	CreateOnly bool
+	// Controlled: a handled kind's controller creates objects of this kind from a template that was checked
+	// (a Deployment's ReplicaSets, a RayJob's RayClusters). Their controller owner reference exempts what they
+	// create in turn, and every UPDATE of one is checked, so that a team user's edit is held to the rules of
+	// the workload that controls it (ValidateUnhandledUpdate reads it through controlled).
+	Controlled bool
+	// Note is what the generated webhook rule says of the kind, as a comment.
+	Note string
+	// controlled reads an object of a Controlled kind.
+	controlled func(raw []byte) (podSource, error)
+}
+
+// gpuKinds are the built-in registry's unhandled kinds. A kind that becomes handled leaves this list.
+func gpuKinds() []UnhandledKind {
+	return []UnhandledKind{
+		{GVK: rayv1.GroupVersion.WithKind("RayCluster"), Resource: "rayclusters", Controlled: true,
+			Templates:  []string{"spec.headGroupSpec.template", "spec.workerGroupSpecs[].template"},
+			controlled: controlledRayCluster,
+			Note: "RayClusters of a RayJob or RayService were checked as that workload when created; an UPDATE of " +
+				"one is sent, so that a team user's edit is held to that workload's rules (controllers' updates " +
+				"pass: Registry.ValidateUnhandledUpdate)."},
+		{GVK: appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), Resource: "replicasets", Controlled: true,
+			Templates: []string{"spec.template"}, controlled: controlledReplicaSetOf,
+			Note: "A Deployment's ReplicaSets were checked as the Deployment; a ReplicaSet written by hand would " +
+				"otherwise run GPU Pods the Pod webhook exempts. An UPDATE is sent whatever controls it, as for " +
+				"RayClusters."},
+		{GVK: appsv1.SchemeGroupVersion.WithKind("DaemonSet"), Resource: "daemonsets", Templates: []string{"spec.template"}},
+	}
+}
+
+// Unhandled are copies of the registry's unhandled GPU-capable kinds.
+func (r *Registry) Unhandled() []UnhandledKind {
+	out := make([]UnhandledKind, len(r.unhandled))
+	for i, u := range r.unhandled {
+		u.Templates = append([]string(nil), u.Templates...)
+		out[i] = u
+	}
+	return out
+}
+
+// UnhandledFor finds the unhandled kind of a resource, as an admission request names it.
+func (r *Registry) UnhandledFor(gr schema.GroupResource) (UnhandledKind, bool) {
+	for _, u := range r.unhandled {
+		if u.GVK.Group == gr.Group && u.Resource == gr.Resource {
+			return u, true
+		}
+	}
+	return UnhandledKind{}, false
+}
+
+// unhandledOf finds the unhandled kind of a JSON object by its apiVersion and kind.
+func (r *Registry) unhandledOf(doc gjson.Result) (UnhandledKind, bool) {
+	gvk := schema.FromAPIVersionAndKind(doc.Get("apiVersion").String(), doc.Get("kind").String())
+	for _, u := range r.unhandled {
+		if u.GVK == gvk {
+			return u, true
+		}
+	}
+	return UnhandledKind{}, false
+}
+
+// Owners are the controllers whose controller owner reference exempts an unhandled object that a controller
+// creates: the handled kinds and the Controlled unhandled ones, as "apiVersion/kind" (batch/v1/Job).
+func (r *Registry) Owners() []string {
+	var out []string
+	for _, k := range r.kinds {
+		out = append(out, k.GVK.GroupVersion().String()+"/"+k.GVK.Kind)
+	}
+	for _, u := range r.unhandled {
+		if u.Controlled {
+			out = append(out, u.GVK.GroupVersion().String()+"/"+u.GVK.Kind)
+		}
+	}
+	return out
+}
+
+// ownersOf are the Owners whose controllers create objects of gvk from a checked template (KindInfo.Creates;
+// the Controlled unhandled kinds create Pods), gvk itself excepted: a Job's are the CronJob, a Pod's every
+// owner that creates Pods.
+func (r *Registry) ownersOf(gvk schema.GroupVersionKind) []string {
+	pods := gvk == corev1.SchemeGroupVersion.WithKind("Pod")
+	var out []string
+	for _, k := range r.kinds {
+		if k.GVK != gvk && (slices.Contains(k.Creates, gvk.GroupKind()) || pods && len(k.Creates) == 0) {
+			out = append(out, k.GVK.GroupVersion().String()+"/"+k.GVK.Kind)
+		}
+	}
+	for _, u := range r.unhandled {
+		if u.Controlled && pods {
+			out = append(out, u.GVK.GroupVersion().String()+"/"+u.GVK.Kind)
+		}
+	}
+	return out
+}
+
+// podOwner reports whether a controller of apiVersion and kind is one of Owners.
+func (r *Registry) podOwner(apiVersion, kind string) bool {
+	gvk := schema.FromAPIVersionAndKind(apiVersion, kind)
+	if _, ok := r.For(gvk); ok {
+		return true
+	}
+	for _, u := range r.unhandled {
+		if u.Controlled && u.GVK == gvk {
+			return true
+		}
+	}
+	return false
+}
