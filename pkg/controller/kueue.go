@@ -51,17 +51,21 @@ func (k *KueueWatch) Check(ctx context.Context) bool {
 
 // Start checks every Interval until Kueue's API is served.
 func (k *KueueWatch) Start(ctx context.Context) error {
-	ctx = log.IntoContext(ctx, log.Log.WithName("kueue-watch"))
-	t := time.NewTicker(k.Interval)
+	pollUntil(log.IntoContext(ctx, log.Log.WithName("kueue-watch")), k.Interval, k.Check)
+	return nil
+}
+
+// pollUntil calls check now and then every interval until it reports true or ctx ends.
+func pollUntil(ctx context.Context, interval time.Duration, check func(context.Context) bool) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
-	for !k.Check(ctx) {
+	for !check(ctx) {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}
-	return nil
 }
 
 // NeedLeaderElection is false: every replica needs the flavors; Enable adds the elected controller.

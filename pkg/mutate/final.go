@@ -37,7 +37,7 @@ func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object,
 		errs = append(errs, checkQueueing(kind, opts, pol)...)
 		errs = append(errs, checkQueueLabels(obj, kind, pol)...)
 	} else {
-		if oldOpts, _ := ParseOptions(oldObj.GetAnnotations()); oldOpts == nil || oldOpts.Queueing != opts.Queueing {
+		if oldOpts, _ := annotations.ParseOptions(oldObj.GetAnnotations()); oldOpts == nil || oldOpts.Queueing != opts.Queueing {
 			errs = append(errs, checkQueueing(kind, opts, pol)...)
 		}
 		queueChanged := labelChanged(oldObj, obj, annotations.KueueQueueName)

@@ -55,7 +55,7 @@ func gpuKinds() []UnhandledKind {
 func (r *Registry) Unhandled() []UnhandledKind {
 	out := make([]UnhandledKind, len(r.unhandled))
 	for i, u := range r.unhandled {
-		u.Templates = append([]string(nil), u.Templates...)
+		u.Templates = slices.Clone(u.Templates)
 		out[i] = u
 	}
 	return out

@@ -152,3 +152,36 @@ func TestOwnersOfEachKind(t *testing.T) {
 		}
 	}
 }
+
+// TestControlledTemplatePathsAreTheReaders: the template paths of the unhandled kinds a handled workload's
+// controller creates are those ValidateUnhandledUpdate reads.
+func TestControlledTemplatePathsAreTheReaders(t *testing.T) {
+	raws := map[string]string{
+		"RayCluster": `{"spec":{"headGroupSpec":{},"workerGroupSpecs":[{},{}]}}`,
+		"ReplicaSet": `{"spec":{}}`,
+	}
+	index := regexp.MustCompile(`\[[0-9]+\]`)
+	n := 0
+	for _, u := range Builtin().Unhandled() {
+		if u.controlled == nil {
+			continue
+		}
+		n++
+		w, err := u.controlled([]byte(raws[u.GVK.Kind]))
+		if err != nil {
+			t.Fatalf("%s: %v", u.GVK.Kind, err)
+		}
+		var got []string
+		for _, t := range w.templates() {
+			if p := index.ReplaceAllString(t.path.String(), "[]"); len(got) == 0 || got[len(got)-1] != p {
+				got = append(got, p)
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(u.Templates, " ") {
+			t.Errorf("%s: read at %q, declared %q", u.GVK.Kind, got, u.Templates)
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d controlled kinds with a reader, want RayCluster and ReplicaSet", n)
+	}
+}

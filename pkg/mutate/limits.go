@@ -17,11 +17,10 @@ const (
 	// --max-request-bytes), so a larger object could not be created even if it were admitted; the API
 	// server accepts request bodies up to 3 MiB, which would cost a decode for nothing.
 	MaxObjectBytes = 3 << 19
-	// MaxAnnotationBytes bounds one Kaiwo annotation value; the env file is the only one that needs more
-	// than a name.
-	MaxAnnotationBytes = 64 * 1024
+	// MaxAnnotationBytes bounds one Kaiwo annotation value (annotations.MaxValueBytes).
+	MaxAnnotationBytes = annotations.MaxValueBytes
 	// MaxEnvEntries bounds the entries of the kaiwo.silogen.ai/env annotation.
-	MaxEnvEntries = 1024
+	MaxEnvEntries = annotations.MaxEnvEntries
 	// MaxInjectedEnv bounds the env entries the annotation adds over all containers: it is copied into
 	// every container of every managed template, so entries x containers.
 	MaxInjectedEnv = 10_000
@@ -36,9 +35,7 @@ const (
 	// body over 3 MiB, so a larger patch makes an object it could not have been sent.
 	MaxPatchBytes = 3 << 20
 	// MaxReportedErrors bounds the errors one denial lists; the rest are counted.
-	MaxReportedErrors = 20
-	// maxSuggestions bounds the unknown annotation keys that get a "did you mean" suggestion.
-	maxSuggestions = 5
+	MaxReportedErrors = annotations.MaxReportedErrors
 )
 
 // checkLimits denies an object whose templates, with the env annotation copied into each container,

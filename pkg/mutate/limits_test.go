@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/silogen/kaiwo-webhook/internal/shapes"
+	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
@@ -149,7 +150,7 @@ func TestLimitsCannotBeWalkedAround(t *testing.T) {
 // TestUnknownKeysReported: many unknown keys give a bounded list, the first few with a suggestion, and
 // a count of the rest.
 func TestUnknownKeysReported(t *testing.T) {
-	_, errs := mutate.ParseOptions(shapesAnnotations(shapes.UnknownKeys(300)))
+	_, errs := annotations.ParseOptions(shapesAnnotations(shapes.UnknownKeys(300)))
 	if len(errs) != mutate.MaxReportedErrors {
 		t.Fatalf("got %d errors, want %d listed and a count", len(errs), mutate.MaxReportedErrors-1)
 	}

@@ -3,6 +3,7 @@ package mutate
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -166,7 +167,7 @@ func (m *mutation) warn(format string, args ...any) {
 
 func (m *mutation) run(user string) *Denial {
 	kind := m.kind
-	opts, errs := ParseOptions(m.obj.GetAnnotations())
+	opts, errs := annotations.ParseOptions(m.obj.GetAnnotations())
 	if len(errs) > 0 {
 		return &Denial{ReasonAnnotation, errs}
 	}
@@ -339,7 +340,7 @@ func LabelSafe(user string) string {
 func setObjectLabels(obj metav1.Object, labels map[string]string) bool {
 	cur := obj.GetLabels()
 	changed := false
-	for _, k := range sortedKeys(labels) {
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		if cur[k] != labels[k] {
 			if cur == nil {
 				cur = map[string]string{}
@@ -352,13 +353,4 @@ func setObjectLabels(obj metav1.Object, labels map[string]string) bool {
 		obj.SetLabels(cur)
 	}
 	return changed
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -55,7 +55,7 @@ func (s *settings) parallelism() (pp, tp int64, err *field.Error) {
 		}
 		n, perr := strconv.ParseInt(strings.TrimSpace(v), 10, 32)
 		if perr != nil || n < 1 {
-			err = field.Invalid(annotationsPath.Key(annotations.Env), name+"="+shorten(v),
+			err = field.Invalid(annotationsPath.Key(annotations.Env), name+"="+annotations.Shorten(v),
 				"must be a whole number from 1 to 2147483647: Kaiwo plans Ray workers from it")
 		}
 		return n

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -233,7 +234,7 @@ func (l *lockedTemplate) check(t template) field.ErrorList {
 		}
 	}
 	if pol.IsLocked(policy.FieldNodeSelector) {
-		for _, k := range sortedKeys(pol.Defaults.NodeSelector) {
+		for _, k := range slices.Sorted(maps.Keys(pol.Defaults.NodeSelector)) {
 			if v, ok := ps.NodeSelector[k]; !ok || v != pol.Defaults.NodeSelector[k] {
 				errs = append(errs, field.Invalid(sp.Child("nodeSelector").Key(k), v,
 					fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.nodeSelector sets %s=%s", pol.Name, k, pol.Defaults.NodeSelector[k])))

@@ -3,6 +3,8 @@ package mutate
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,7 +69,7 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 	}
 
 	s.vendor = cmp.Or(o.GPUVendor, d.GPUVendor, "amd")
-	s.resource = corev1.ResourceName(vendorResources[s.vendor])
+	s.resource = corev1.ResourceName(annotations.VendorResource(s.vendor))
 	if o.GPUVendor != "" {
 		locked(annotations.GPUVendor, policy.FieldGPUVendor, o.GPUVendor, d.GPUVendor)
 	}
@@ -122,8 +124,8 @@ func resolveSettings(obj client.Object, kind Kind, o *Options, pol *policy.Polic
 		}
 	}
 	if o.Env != nil {
-		refs := o.Env.secrets(annotationsPath.Key(annotations.Env))
-		for _, name := range sortedKeys(refs) {
+		refs := envSecrets(o.Env, annotationsPath.Key(annotations.Env))
+		for _, name := range slices.Sorted(maps.Keys(refs)) {
 			if !l.SecretAllowed(name) {
 				errs = append(errs, secretDenied(refs[name], name, pol))
 			}

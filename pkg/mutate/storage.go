@@ -28,15 +28,6 @@ const (
 	hfHome    = "/workload/.cache/huggingface"
 )
 
-func storageParser(o *Options, p *field.Path, v string) field.ErrorList {
-	q, err := resource.ParseQuantity(v)
-	if err != nil || q.Sign() <= 0 || q.MilliValue()%1000 != 0 {
-		return field.ErrorList{field.Invalid(p, v, "must be a positive whole number of bytes, e.g. 100Gi")}
-	}
-	o.Storage = &q
-	return nil
-}
-
 // resolveStorage picks the workload volume's size and class: the annotations over the policy's
 // defaults.storage, which may be locked.
 func (s *settings) resolveStorage() field.ErrorList {
@@ -128,7 +119,7 @@ func (m *mutation) storage(plan) field.ErrorList {
 			Spec:       claim,
 		}}}}
 	hf := corev1.EnvVar{Name: EnvHFHome, Value: hfHome}
-	userHF := s.opts.Env != nil && slices.ContainsFunc(s.opts.Env.EnvVars, func(e EnvEntry) bool {
+	userHF := s.opts.Env != nil && slices.ContainsFunc(s.opts.Env.EnvVars, func(e annotations.EnvEntry) bool {
 		return e.Name == EnvHFHome || e.FromSecret != nil && e.FromSecret.Name == EnvHFHome || e.MountSecret != nil && e.MountSecret.Name == EnvHFHome
 	})
 	changed := false

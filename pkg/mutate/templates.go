@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -31,7 +32,7 @@ func (m *mutation) templates(p plan) field.ErrorList {
 	var mounts []corev1.VolumeMount
 	if s.opts.Env != nil {
 		ours := newLookup(volumeName)
-		userEnv = s.opts.Env.envVars()
+		userEnv = envVars(s.opts.Env)
 		for _, e := range s.opts.Env.EnvVars {
 			if sm := e.MountSecret; sm != nil {
 				name := secretVolumeName(sm.Secret)
@@ -214,7 +215,7 @@ func gpuTemplate(t template, p plan) bool {
 
 func (m *mutation) nodeSelector(ps *corev1.PodSpec, path *field.Path) (bool, *field.Error) {
 	changed := false
-	for _, k := range sortedKeys(m.pol.Defaults.NodeSelector) {
+	for _, k := range slices.Sorted(maps.Keys(m.pol.Defaults.NodeSelector)) {
 		v := m.pol.Defaults.NodeSelector[k]
 		cur, ok := ps.NodeSelector[k]
 		switch {
@@ -245,15 +246,6 @@ func (m *mutation) affinity(ps *corev1.PodSpec, path *field.Path) (bool, *field.
 	}
 	return false, nil
 }
-
-// podTemplateMeta is the strategic merge schema of a pod template: merge keys and patch strategies.
-var podTemplateMeta = func() strategicpatch.LookupPatchMeta {
-	m, err := strategicpatch.NewPatchMetaFromStruct(&corev1.PodTemplateSpec{})
-	if err != nil {
-		panic(err) // a fixed Go type
-	}
-	return m
-}()
 
 // mergePodTemplatePatch applies the admin's podTemplatePatch, a strategic merge patch, to t. It merges the unstructured form, as kubectl
 // patch does after decoding, which spares a JSON encoding and decoding of the template; and it converts
@@ -316,7 +308,7 @@ func mergePart(part any, key string, patch any) (any, error) {
 	if !ok {
 		return nil, fmt.Errorf("the patch is not a JSON object")
 	}
-	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(doc, pm, podTemplateMeta)
+	out, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(doc, pm, policy.PodTemplatePatchMeta)
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,7 @@ func Validate(r Review) ([]string, error) {
 	if pol.Err != nil {
 		return nil, brokenPolicy(pol)
 	}
-	opts, errs := ParseOptions(r.Object.GetAnnotations())
+	opts, errs := annotations.ParseOptions(r.Object.GetAnnotations())
 	if len(errs) > 0 {
 		return nil, &Denial{ReasonAnnotation, errs}
 	}

@@ -60,8 +60,9 @@ func sortCompiled(cs []*Compiled) {
 	})
 }
 
-// podTemplatePatchMeta describes how strategic merge patches of a pod template merge.
-var podTemplatePatchMeta = func() strategicpatch.LookupPatchMeta {
+// PodTemplatePatchMeta is the strategic merge schema of a pod template (merge keys and patch strategies),
+// built once: the policy merges podTemplatePatch with it, validation checks one, and the core applies it.
+var PodTemplatePatchMeta = func() strategicpatch.LookupPatchMeta {
 	m, err := strategicpatch.NewPatchMetaFromStruct(corev1.PodTemplateSpec{})
 	if err != nil {
 		panic(err) // PodTemplateSpec is a fixed, known struct
@@ -125,11 +126,7 @@ func merge(matched []*Compiled) *Policy {
 	slices.Sort(locked)
 	p.Locked = slices.Compact(locked)
 	if lq >= 0 && matched[lq].localQueue.Create {
-		cq := matched[lq].localQueue.ClusterQueue
-		if cq == "" {
-			cq = defaultClusterQueue
-		}
-		p.LocalQueue = &LocalQueue{Name: p.Defaults.Queue, ClusterQueue: cq}
+		p.LocalQueue = &LocalQueue{Name: p.Defaults.Queue, ClusterQueue: cmp.Or(matched[lq].localQueue.ClusterQueue, defaultClusterQueue)}
 	}
 	slices.Reverse(patches) // lowest priority first, so the highest is applied last
 	patch, err := mergePatches(patches)
@@ -258,7 +255,7 @@ func mergePatches(patches [][]byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	merged, err := strategicpatch.MergeStrategicMergeMapPatchUsingLookupPatchMeta(podTemplatePatchMeta, maps...)
+	merged, err := strategicpatch.MergeStrategicMergeMapPatchUsingLookupPatchMeta(PodTemplatePatchMeta, maps...)
 	if err != nil {
 		return nil, err
 	}

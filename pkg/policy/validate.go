@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	metav1validation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
@@ -289,7 +288,11 @@ func validatePatch(ext *runtime.RawExtension) field.ErrorList {
 	if err := json.Unmarshal(raw, &obj); err != nil || obj == nil {
 		return field.ErrorList{field.Invalid(patchPath, string(raw), must+": not an object")}
 	}
-	out, err := strategicpatch.StrategicMergePatch([]byte("{}"), raw, corev1.PodTemplateSpec{})
+	merged, err := strategicpatch.StrategicMergeMapPatchUsingLookupPatchMeta(map[string]any{}, obj, PodTemplatePatchMeta)
+	if err != nil {
+		return field.ErrorList{field.Invalid(patchPath, string(raw), must+": "+err.Error())}
+	}
+	out, err := json.Marshal(merged)
 	if err != nil {
 		return field.ErrorList{field.Invalid(patchPath, string(raw), must+": "+err.Error())}
 	}

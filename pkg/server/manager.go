@@ -133,6 +133,9 @@ func NewManager(ctx context.Context, cfg *rest.Config, o Options) (manager.Manag
 	if err != nil {
 		return nil, err
 	}
+	if err := setupKinds(ctx, cfg, mgr, kinds, metrics, o.KueueCheckInterval); err != nil {
+		return nil, err
+	}
 	drain := o.Drain
 	if drain == nil {
 		drain = &Drain{}

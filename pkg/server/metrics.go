@@ -14,6 +14,8 @@ type Metrics struct {
 	Mutations *prometheus.CounterVec
 	Denials   *prometheus.CounterVec
 	Throttled *prometheus.CounterVec
+	// KindServed is 1 for a kind the API server serves, 0 for one it does not (its CRD not installed).
+	KindServed *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -41,7 +43,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "kaiwo_webhook_throttled_total",
 			Help: "Admission requests answered 429 because no mutation slot (--max-inflight) freed in time, by kind.",
 		}, []string{"kind"}),
+		KindServed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "kaiwo_webhook_kind_served",
+			Help: "The kinds the webhook knows, 1 when the API server serves the kind and 0 when it does not (its CRD is not installed), by group, version, kind and handled (true: mutated and validated; false: a GPU-capable kind only checked).",
+		}, []string{"group", "version", "kind", "handled"}),
 	}
-	reg.MustRegister(m.Requests, m.Latency, m.Mutations, m.Denials, m.Throttled)
+	reg.MustRegister(m.Requests, m.Latency, m.Mutations, m.Denials, m.Throttled, m.KindServed)
 	return m
 }
