@@ -10,7 +10,9 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/admission"
+	"k8s.io/apiserver/pkg/admission/plugin/webhook/matchconditions"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -54,29 +56,13 @@ func TestJobConditionsAgreeWithTheServer(t *testing.T) {
 				for _, user := range []string{"alice@example.com", controllerUser, "system:serviceaccount:team-ml:builder"} {
 					for _, op := range []admission.Operation{admission.Create, admission.Update} {
 						obj := build(o, controller)
-						raw, err := json.Marshal(obj)
-						if err != nil {
-							t.Fatal(err)
-						}
-						r := mutate.Review{Operation: string(op), Kind: jobKind, Object: obj, Raw: raw, Policy: pol, User: user}
-						var old *batchv1.Job
+						var old client.Object
 						if op == admission.Update {
-							old = build(o, controller)
-							old.Spec.Parallelism = ptr.To[int32](2) // an UPDATE that changes something
-							oldRaw, err := json.Marshal(old)
-							if err != nil {
-								t.Fatal(err)
-							}
-							r.Old, r.OldRaw = old, oldRaw
+							j := build(o, controller)
+							j.Spec.Parallelism = ptr.To[int32](2) // an UPDATE that changes something
+							old = j
 						}
-						_, verr := mutate.Validate(r)
-						var res = matchRequestBy(t, validating, op, obj, nil, user)
-						if old != nil {
-							res = matchRequestBy(t, validating, op, obj, old, user)
-						}
-						if res.Error != nil {
-							t.Fatalf("%s: %v", render, res.Error)
-						}
+						res, verr := validateAndMatch(t, validating, jobKind, op, obj, old, user, pol)
 						if verr != nil && !res.Matches {
 							t.Errorf("%s: %s of a GPU Job controlled=%v by %v by %s is denied by the server (%v) but kept away by %q", render, op, controller, o, user, verr, res.FailedConditionName)
 						}
@@ -109,4 +95,31 @@ func TestJobConditionsAgreeWithTheServer(t *testing.T) {
 			t.Errorf("%s: no Job kept away: the cases do not exercise the condition", render)
 		}
 	}
+}
+
+// validateAndMatch runs one request, op of obj (old on UPDATE, else nil) by user, through w's match
+// conditions and through the server's Validate under pol: whether w sends it, and the server's answer.
+func validateAndMatch(t *testing.T, w admissionregistrationv1.ValidatingWebhook, kind mutate.Kind, op admission.Operation,
+	obj, old client.Object, user string, pol *policy.Policy) (matchconditions.MatchResult, error) {
+	t.Helper()
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mutate.Review{Operation: string(op), Kind: kind, Object: obj, Raw: raw, Policy: pol, User: user}
+	var res matchconditions.MatchResult
+	if old == nil {
+		res = matchRequestBy(t, w, op, obj, nil, user)
+	} else {
+		if r.OldRaw, err = json.Marshal(old); err != nil {
+			t.Fatal(err)
+		}
+		r.Old = old
+		res = matchRequestBy(t, w, op, obj, old, user)
+	}
+	if res.Error != nil {
+		t.Fatalf("%s: %v", w.Name, res.Error)
+	}
+	_, verr := mutate.Validate(r)
+	return res, verr
 }

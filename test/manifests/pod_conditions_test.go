@@ -1,7 +1,6 @@
 package manifests_test
 
 import (
-	"encoding/json"
 	"testing"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -10,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apiserver/pkg/admission"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/silogen/kaiwo-webhook/pkg/mutate"
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -56,24 +56,11 @@ func TestPodConditionsAgreeWithTheServer(t *testing.T) {
 					for _, user := range []string{"alice@example.com", controllerUser, "system:serviceaccount:team-ml:builder"} {
 						for _, op := range []admission.Operation{admission.Create, admission.Update} {
 							obj := build(o, controller, gpu)
-							raw, err := json.Marshal(obj)
-							if err != nil {
-								t.Fatal(err)
-							}
-							r := mutate.Review{Operation: string(op), Kind: podKind, Object: obj, Raw: raw, Policy: pol, User: user}
-							var old *corev1.Pod
+							var old client.Object
 							if op == admission.Update {
 								old = obj.DeepCopy()
-								r.Old, r.OldRaw = old, raw
 							}
-							_, verr := mutate.Validate(r)
-							var res = matchRequestBy(t, w, op, obj, nil, user)
-							if old != nil {
-								res = matchRequestBy(t, w, op, obj, old, user)
-							}
-							if res.Error != nil {
-								t.Fatalf("%s: %v", render, res.Error)
-							}
+							res, verr := validateAndMatch(t, w, podKind, op, obj, old, user, pol)
 							if res.Matches {
 								sent++
 							} else {
