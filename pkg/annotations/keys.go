@@ -74,14 +74,14 @@ type Key struct {
 
 // All lists every Kaiwo key; the README table is checked against it.
 var All = []Key{
-	{GPUs, UserAnnotation, "integer >= 0", "GPUs. Job and Deployment: per pod, at most a node's GPUs. RayJob, RayService, RayCluster, JobSet, PyTorchJob and TrainJob: total over all workers (PyTorchJob: the Master and Workers; TrainJob: `numNodes`), each worker at most a node. LeaderWorkerSet: per group of `size` pods, planned the same way"},
+	{GPUs, UserAnnotation, "integer >= 0", "GPUs. Job, Deployment, CronJob, StatefulSet and Pod: per pod, at most a node's GPUs. RayJob, RayService, RayCluster, JobSet, PyTorchJob and TrainJob: total over all workers (PyTorchJob: the Master and Workers; TrainJob: `numNodes`), each worker at most a node. LeaderWorkerSet: per group of `size` pods, planned the same way"},
 	{GPUVendor, UserAnnotation, "`amd` or `nvidia`", "resource name `amd.com/gpu` / `nvidia.com/gpu`; default from policy"},
-	{GPUsPerReplica, UserAnnotation, "integer > 0", "Ray and JobSet: GPUs per worker (with `replicas`, overrides planning). Job and Deployment: `replicas` x `gpus-per-replica` are the pod's GPUs. At most a node's GPUs (policy `gpusPerNode`)"},
-	{Replicas, UserAnnotation, "integer > 0", "Ray and JobSet: number of workers. Job and Deployment: multiplies `gpus-per-replica` into the pod's GPUs; with `gpus` as well they must agree"},
+	{GPUsPerReplica, UserAnnotation, "integer > 0", "Ray and JobSet: GPUs per worker (with `replicas`, overrides planning). Job, Deployment, CronJob, StatefulSet and Pod: `replicas` x `gpus-per-replica` are the pod's GPUs. At most a node's GPUs (policy `gpusPerNode`)"},
+	{Replicas, UserAnnotation, "integer > 0", "Ray and JobSet: number of workers. Job, Deployment, CronJob, StatefulSet and Pod: multiplies `gpus-per-replica` into the pod's GPUs; with `gpus` as well they must agree"},
 	{GPUModel, UserAnnotation, "label value, e.g. `MI300X`", "require nodes of that GPU model (node affinity on the vendor's product label)"},
 	{Queue, UserAnnotation, "LocalQueue name", "becomes label `kueue.x-k8s.io/queue-name`; default from policy (`kaiwo`)"},
 	{PriorityClass, UserAnnotation, "WorkloadPriorityClass", "becomes label `kueue.x-k8s.io/priority-class`"},
-	{Queueing, UserAnnotation, "`kueue` or `none`", "default `kueue` for Job/RayJob/RayCluster/JobSet/PyTorchJob/TrainJob, `none` for Deployment/RayService/LeaderWorkerSet (`servingQueueing` of the policy); `none` is denied where the policy must queue the kind"},
+	{Queueing, UserAnnotation, "`kueue` or `none`", "default `kueue` for Job/RayJob/RayCluster/JobSet/PyTorchJob/TrainJob/CronJob/Pod, `none` for Deployment/StatefulSet/RayService/LeaderWorkerSet (`servingQueueing` of the policy); `none` is denied where the policy must queue the kind"},
 	{Env, UserAnnotation, "YAML, the Kaiwo env-file format", "env vars, env from Secrets, Secret files"},
 	{WorkloadConfigMap, UserAnnotation, "ConfigMap name", "code mounted at `/workload` (jobs) or `/workload/app` (services); at `/workload/mounted` with storage"},
 	{ImagePullSecret, UserAnnotation, "Secret name", "added to `imagePullSecrets`"},

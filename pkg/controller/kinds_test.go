@@ -60,7 +60,7 @@ func TestKindsWatch(t *testing.T) {
 	}{
 		{"batch", "Job", "true", 1}, {"apps", "Deployment", "true", 1},
 		{"ray.io", "RayJob", "true", 0}, {"ray.io", "RayService", "true", 0},
-		{"ray.io", "RayCluster", "true", 0},
+		{"ray.io", "RayCluster", "true", 0}, {"", "Pod", "true", 1}, {"apps", "DaemonSet", "false", 1},
 	} {
 		if got := gauge(c.group, c.kind, c.handled); got != c.want {
 			t.Errorf("kaiwo_webhook_kind_served %s %s: %v, want %v", c.group, c.kind, got, c.want)

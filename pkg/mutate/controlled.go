@@ -8,7 +8,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
 	sjson "sigs.k8s.io/json"
 
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
@@ -20,23 +19,17 @@ type podSource interface {
 	pods() []pods
 }
 
-// controlledSet is a ReplicaSet that a Deployment controls, or a StatefulSet that a LeaderWorkerSet (its
-// leaders) or a leader Pod (a group's workers) controls: spec.template, spec.replicas pods (default 1).
+// controlledSet is a ReplicaSet that a Deployment controls: spec.template, spec.replicas pods (default 1).
 type controlledSet struct {
 	template *corev1.PodTemplateSpec
 	replicas *int32
-	// root is where the template is: spec.template, or nil for a Pod, whose metadata and spec are its own.
-	root *field.Path
 }
 
 func (r controlledSet) templates() []template {
-	return []template{{path: r.root, spec: r.template}}
+	return []template{{path: field.NewPath("spec", "template"), spec: r.template}}
 }
 
-func (r controlledSet) pods() []pods {
-	n := int64(ptr.Deref(r.replicas, 1))
-	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
-}
+func (r controlledSet) pods() []pods { return replicaPods(r.replicas) }
 
 // ValidateUnhandledUpdate is ValidateUnhandled for an UPDATE: raw is the new object, oldRaw the stored one,
 // user the requesting user. An object that a handled workload controls was checked as that workload when its
@@ -100,21 +93,7 @@ func controlledEdit(w, old podSource, pol *policy.Policy) error {
 func controlledReplicaSetOf(raw []byte) (podSource, error) {
 	var rs appsv1.ReplicaSet
 	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &rs)
-	return controlledSet{&rs.Spec.Template, rs.Spec.Replicas, field.NewPath("spec", "template")}, err
-}
-
-// controlledStatefulSetOf reads a StatefulSet that a LeaderWorkerSet or a leader Pod controls.
-func controlledStatefulSetOf(raw []byte) (podSource, error) {
-	var ss appsv1.StatefulSet
-	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &ss)
-	return controlledSet{&ss.Spec.Template, ss.Spec.Replicas, field.NewPath("spec", "template")}, err
-}
-
-// controlledPodOf reads a Pod (an LWS leader Pod, which controls its group's worker StatefulSet): one pod.
-func controlledPodOf(raw []byte) (podSource, error) {
-	var p corev1.Pod
-	err := sjson.UnmarshalCaseSensitivePreserveInts(raw, &p)
-	return controlledSet{&corev1.PodTemplateSpec{ObjectMeta: p.ObjectMeta, Spec: p.Spec}, ptr.To[int32](1), nil}, err
+	return controlledSet{&rs.Spec.Template, rs.Spec.Replicas}, err
 }
 
 // newTemplateErrors are the template rules' errors of the changed templates of ts that the template at the
@@ -126,7 +105,7 @@ func newTemplateErrors(ts, old []template, pol *policy.Policy) field.ErrorList {
 	for _, t := range changedTemplates(ts, old) {
 		had := map[string]bool{}
 		for _, o := range old {
-			if o.path.String() == t.path.String() {
+			if o.key() == t.key() {
 				for _, e := range templateRules([]template{o}, pol, lt) {
 					had[e.Error()] = true
 				}

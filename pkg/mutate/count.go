@@ -184,15 +184,15 @@ func countGPUs(w podSource) (count, *field.Error) {
 			}
 			n, ok := mulChecked(per, ns[i].n)
 			if !ok {
-				return count{}, field.Invalid(t.path, fmt.Sprintf("%d pods x %d %s", ns[i].n, per, r), "the workload's GPUs do not fit a 64-bit count ("+ns[i].why+")")
+				return count{}, field.Invalid(t.at(), fmt.Sprintf("%d pods x %d %s", ns[i].n, per, r), "the workload's GPUs do not fit a 64-bit count ("+ns[i].why+")")
 			}
 			if c.byResource[r], ok = addChecked(c.byResource[r], n); !ok {
-				return count{}, field.Invalid(t.path, fmt.Sprintf("%d pods x %d %s", ns[i].n, per, r), "the workload's GPUs do not fit a 64-bit count")
+				return count{}, field.Invalid(t.at(), fmt.Sprintf("%d pods x %d %s", ns[i].n, per, r), "the workload's GPUs do not fit a 64-bit count")
 			}
 			if c.total, ok = addChecked(c.total, n); !ok {
-				return count{}, field.Invalid(t.path, fmt.Sprintf("%d pods x %d %s", ns[i].n, per, r), "the workload's GPUs do not fit a 64-bit count")
+				return count{}, field.Invalid(t.at(), fmt.Sprintf("%d pods x %d %s", ns[i].n, per, r), "the workload's GPUs do not fit a 64-bit count")
 			}
-			c.parts = append(c.parts, fmt.Sprintf("%s: %d pods (%s) x %d %s", t.path, ns[i].n, ns[i].why, per, r))
+			c.parts = append(c.parts, fmt.Sprintf("%s: %d pods (%s) x %d %s", t.name(), ns[i].n, ns[i].why, per, r))
 		}
 	}
 	return c, nil

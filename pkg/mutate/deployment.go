@@ -1,14 +1,9 @@
 package mutate
 
 import (
-	"fmt"
-
 	appsv1 "k8s.io/api/apps/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	"github.com/silogen/kaiwo-webhook/pkg/annotations"
 )
 
 // deployment adapts an apps/v1 Deployment: one pod template, GPUs per pod; Kueue manages its pods.
@@ -42,10 +37,7 @@ func (d *deployment) templates() []template {
 }
 
 // pods: spec.replicas (default 1). The pods a rolling update adds for a moment (maxSurge) are not counted.
-func (d *deployment) pods() []pods {
-	n := int64(ptr.Deref(d.Spec.Replicas, 1))
-	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
-}
+func (d *deployment) pods() []pods { return replicaPods(d.Spec.Replicas) }
 
 func (d *deployment) setReplicas(n int32) { d.Spec.Replicas = &n }
 
@@ -58,12 +50,5 @@ func (d *deployment) plan(s *settings) (plan, field.ErrorList) {
 // queue puts the queue labels on the pod template too, as Kueue's own Deployment webhook does,
 // so the pods are queued whichever webhook runs first.
 func (d *deployment) queue(s *settings) ([]string, field.ErrorList) {
-	labels := map[string]string{annotations.KueueQueueName: s.queue}
-	if s.priorityClass != "" {
-		labels[annotations.KueuePriorityClass] = s.priorityClass
-	}
-	if setObjectLabels(&d.Spec.Template.ObjectMeta, labels) {
-		return []string{"queue labels on the pod template"}, nil
-	}
-	return nil, nil
+	return templateQueue(&d.Spec.Template, s)
 }

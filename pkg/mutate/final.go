@@ -1,6 +1,7 @@
 package mutate
 
 import (
+	"reflect"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -54,6 +55,9 @@ func objectRules(kind Kind, obj client.Object, w workload, oldObj client.Object,
 		errs = append(errs, v.viewRules(pol, old, user)...)
 	}
 	errs = append(errs, checkTemplateQueues(queueTs, obj, pol)...)
+	if old == nil || !reflect.DeepEqual(metaQueue(w), metaQueue(old)) || labelChanged(oldObj, obj, annotations.KueueQueueName) {
+		errs = append(errs, checkQueueMeta(w, obj, kind, pol)...)
+	}
 	errs = append(errs, templateRules(ts, pol, lt)...)
 	if len(errs) > 0 {
 		return &Denial{ReasonPolicy, errs}

@@ -5,7 +5,6 @@ import (
 
 	"github.com/tidwall/gjson"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -36,26 +35,11 @@ type UnhandledKind struct {
 // gpuKinds are the built-in registry's unhandled kinds. A kind that becomes handled leaves this list.
 func gpuKinds() []UnhandledKind {
 	return []UnhandledKind{
-		{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), Resource: "pods", Templates: []string{""}, CreateOnly: true,
-			Controlled: true, controlled: controlledPodOf, // an LWS leader Pod controls its group's worker StatefulSet
-			Note: "Only GPU Pods that no workload we check controls, or that a team user creates: the Pods a Job, " +
-				"ReplicaSet or RayCluster controller creates were checked as that workload, and the busy Pod path is " +
-				"never slowed by the webhook. A controller is a service account of another namespace or a system: " +
-				"user (not anonymous); an owner reference a team user writes by hand exempts nothing. The owner " +
-				"list and the users are the server's (Registry.ValidateUnhandledBy)."},
 		{GVK: appsv1.SchemeGroupVersion.WithKind("ReplicaSet"), Resource: "replicasets", Controlled: true,
 			Templates: []string{"spec.template"}, controlled: controlledReplicaSetOf,
 			Note: "A Deployment's ReplicaSets were checked as the Deployment; a ReplicaSet written by hand would " +
-				"otherwise run GPU Pods the Pod webhook exempts. An UPDATE is sent whatever controls it, as for " +
-				"RayClusters."},
-		{GVK: appsv1.SchemeGroupVersion.WithKind("StatefulSet"), Resource: "statefulsets", Templates: []string{"spec.template"},
-			Controlled: true, controlled: controlledStatefulSetOf,
-			Note: "A LeaderWorkerSet's StatefulSets were checked as the LeaderWorkerSet; an UPDATE is sent whatever " +
-				"controls it, as for RayClusters. statefulsets/scale is not sent: the LeaderWorkerSet controller " +
-				"sets the replicas back, and a GPU StatefulSet of a team user cannot be created in an Enforce " +
-				"namespace."},
+				"otherwise run GPU Pods the Pod webhook exempts. An UPDATE is sent whatever controls it."},
 		{GVK: appsv1.SchemeGroupVersion.WithKind("DaemonSet"), Resource: "daemonsets", Templates: []string{"spec.template"}},
-		{GVK: batchv1.SchemeGroupVersion.WithKind("CronJob"), Resource: "cronjobs", Templates: []string{"spec.jobTemplate.spec.template"}},
 	}
 }
 
@@ -103,6 +87,38 @@ func (r *Registry) Owners() []string {
 		}
 	}
 	return out
+}
+
+// ownersOf are the Owners whose controllers create objects of gvk from a checked template (KindInfo.Creates;
+// the Controlled unhandled kinds create Pods), gvk itself excepted: a Job's are the CronJob, a Pod's every
+// owner that creates Pods. A kind whose controller makes parts of it (KindInfo.PartOf: a JobSet's Jobs, a
+// LeaderWorkerSet's StatefulSets) creates those, not Pods.
+func (r *Registry) ownersOf(gvk schema.GroupVersionKind) []string {
+	pods := gvk == corev1.SchemeGroupVersion.WithKind("Pod")
+	var out []string
+	for _, k := range r.kinds {
+		makesPods := len(k.Creates) == 0 && !r.makesParts(k)
+		if k.GVK != gvk && (slices.Contains(k.Creates, gvk.GroupKind()) || pods && makesPods) {
+			out = append(out, k.GVK.GroupVersion().String()+"/"+k.GVK.Kind)
+		}
+	}
+	for _, u := range r.unhandled {
+		if u.Controlled && pods {
+			out = append(out, u.GVK.GroupVersion().String()+"/"+u.GVK.Kind)
+		}
+	}
+	return out
+}
+
+// makesParts reports whether owner's controller makes objects of a handled kind that are parts of it.
+func (r *Registry) makesParts(owner Kind) bool {
+	name := owner.GVK.GroupVersion().String() + "/" + owner.GVK.Kind
+	for _, k := range r.kinds {
+		if slices.Contains(k.PartOf, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // podOwner reports whether a controller of apiVersion and kind is one of Owners.

@@ -28,7 +28,8 @@ type jobSetKind struct{}
 
 func (jobSetKind) Info() KindInfo {
 	return KindInfo{GVK: jobsetv1alpha2.SchemeGroupVersion.WithKind("JobSet"), Resource: "jobsets",
-		Templates: []string{"spec.replicatedJobs[].template.spec.template"}}
+		Templates: []string{"spec.replicatedJobs[].template.spec.template"},
+		PartOf:    []string{"trainer.kubeflow.org/v1alpha1/TrainJob"}} // a TrainJob runs as a JobSet
 }
 
 func (jobSetKind) New() client.Object { return &jobsetv1alpha2.JobSet{} }

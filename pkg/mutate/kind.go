@@ -39,14 +39,28 @@ type KindInfo struct {
 	// Templates are where the kind keeps its pod templates, for the webhook's match conditions, which
 	// look at them for GPU requests: dotted JSON field paths from the object's root, "[]" after a list
 	// field meaning each of its items (spec.rayClusterSpec.workerGroupSpecs[].template). They are the
-	// paths of the workload adapter's templates(), in the same order. A kind without a pod template (a
-	// TrainJob) declares instead where it keeps its container resources (a ResourceRequirements), marked
-	// with the suffix ResourcesPath, under the path of its view template.
+	// paths of the workload adapter's templates(), in the same order. "" is the object itself (a Pod). A
+	// kind without a pod template (a TrainJob) declares instead where it keeps its container resources (a
+	// ResourceRequirements), marked with the suffix ResourcesPath, under the path of its view template.
 	Templates []string
 	// PartOf are the workloads ("apiVersion/Kind", ray.io/v1/RayJob) whose controller makes an object of
 	// this kind that it controls a part of them (a RayJob's RayCluster, a JobSet's Jobs): the mutating
 	// webhook leaves a part alone and the validating one checks it as a controlled object (see parts.go).
 	PartOf []string
+	// QueueLabels are the dotted paths of label maps, besides the object's own, whose Kueue queue label the
+	// server checks because the objects the kind's controller creates take them (a CronJob's
+	// spec.jobTemplate.metadata.labels): the validating condition matches an object, new or old, with the
+	// queue label there. They are the paths of the workload adapter's queueMeta().
+	QueueLabels []string
+	// Creates are the handled kinds of the objects the kind's controller creates from its pod templates with
+	// a controller owner reference to it, when those are not Pods (a CronJob's Jobs); empty, its controller
+	// creates Pods, directly or through objects Kaiwo does not handle (a Deployment's ReplicaSets). Objects
+	// of a kind that a controller of one of its owners (Kind.Owners) creates are left alone: they were
+	// checked as their owner.
+	Creates []schema.GroupKind
+	// OwnedCreateOnly: an object of the kind whose controller owner reference names one of its owners
+	// cannot ask for more after create, so only its CREATE is checked (a Pod, whose spec is immutable).
+	OwnedCreateOnly bool
 }
 
 // ResourcesPath marks a KindInfo.Templates path that is a ResourceRequirements, not a pod template.
@@ -57,7 +71,13 @@ type Kind struct {
 	KindInfo
 	adapter   Adapter
 	supported string // the registry's kinds, for messages
+	owners    []string
 }
+
+// Owners are the controllers whose controller owner reference on an object of the kind says it was made
+// from a template Kaiwo checked as that controller, as "apiVersion/kind" (batch/v1/CronJob for a Job): the
+// registry's owners (Registry.Owners) that create the kind (KindInfo.Creates), the kind itself excepted.
+func (k Kind) Owners() []string { return slices.Clone(k.owners) }
 
 // New is an empty object of the kind's Go type.
 func (k Kind) New() client.Object { return k.adapter.New() }
@@ -92,6 +112,8 @@ func NewRegistry(adapters []Adapter, unhandled []UnhandledKind) (*Registry, erro
 	for _, a := range adapters {
 		k := Kind{KindInfo: a.Info(), adapter: a}
 		k.Templates, k.PartOf = slices.Clone(k.Templates), slices.Clone(k.PartOf)
+		k.QueueLabels = slices.Clone(k.QueueLabels)
+		k.Creates = slices.Clone(k.Creates)
 		switch {
 		case k.GVK.Version == "" || k.GVK.Kind == "" || k.Resource == "":
 			return nil, fmt.Errorf("kind %q: apiVersion, kind and resource are required", k.String())
@@ -134,6 +156,7 @@ func NewRegistry(adapters []Adapter, unhandled []UnhandledKind) (*Registry, erro
 	r.supported = strings.Join(names, ", ")
 	for i := range r.kinds {
 		r.kinds[i].supported = r.supported
+		r.kinds[i].owners = r.ownersOf(r.kinds[i].GVK)
 	}
 	return r, nil
 }
@@ -151,6 +174,9 @@ func Builtin() *Registry {
 		leaderWorkerSetKind{},
 		pyTorchJobKind{},
 		trainJobKind{},
+		cronJobKind{},
+		statefulSetKind{},
+		podKind{},
 	}, gpuKinds())
 	if err != nil {
 		panic(err) // the built-in list is fixed at compile time; its tests build it
@@ -163,6 +189,9 @@ func (r *Registry) Kinds() []Kind {
 	out := slices.Clone(r.kinds)
 	for i := range out {
 		out[i].Templates = slices.Clone(out[i].Templates)
+		out[i].QueueLabels = slices.Clone(out[i].QueueLabels)
+		out[i].Creates = slices.Clone(out[i].Creates)
+		out[i].owners = slices.Clone(out[i].owners)
 	}
 	return out
 }

@@ -34,14 +34,14 @@ func TestNewRegistryRefusesBadKinds(t *testing.T) {
 	noResource.Resource = ""
 	noTemplates.Templates = nil
 	scale.Scale = true
-	statefulSet := job
-	statefulSet.GVK, statefulSet.Resource = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "StatefulSet"}, "statefulsets"
+	daemonSet := job
+	daemonSet.GVK, daemonSet.Resource = schema.GroupVersionKind{Group: "apps", Version: "v1", Kind: "DaemonSet"}, "daemonsets"
 	for name, tc := range map[string]struct {
 		adapters []Adapter
 		want     string
 	}{
 		"twice":          {[]Adapter{jobKind{}, rayJobKind{}, jobKind{}}, "batch/v1 Job registered twice"},
-		"also unhandled": {[]Adapter{brokenKind{statefulSet}}, "apps/v1 StatefulSet is both handled and unhandled"},
+		"also unhandled": {[]Adapter{brokenKind{daemonSet}}, "apps/v1 DaemonSet is both handled and unhandled"},
 		"no resource":    {[]Adapter{brokenKind{noResource}}, "resource are required"},
 		"no templates":   {[]Adapter{brokenKind{noTemplates}}, "no pod template paths"},
 		"scale":          {[]Adapter{brokenKind{scale}}, "cannot set replicas"},
@@ -120,7 +120,10 @@ func TestTemplatePathsAreTheAdapters(t *testing.T) {
 		}
 		var got []string
 		for _, t := range w.templates() {
-			p := key.ReplaceAllString(index.ReplaceAllString(t.path.String(), "[]"), "{}")
+			p := "" // the object itself
+			if t.path != nil {
+				p = key.ReplaceAllString(index.ReplaceAllString(t.path.String(), "[]"), "{}")
+			}
 			if len(got) == 0 || got[len(got)-1] != p {
 				got = append(got, p)
 			}
@@ -131,8 +134,38 @@ func TestTemplatePathsAreTheAdapters(t *testing.T) {
 				continue
 			}
 		}
-		if strings.Join(got, " ") != strings.Join(k.Templates, " ") {
+		if !slices.Equal(got, k.Templates) {
 			t.Errorf("%s: the adapter's templates are at %q, the kind declares %q", k, got, k.Templates)
+		}
+		var labels []string
+		if qm, ok := w.(queueMeta); ok {
+			_, p := qm.queueMeta()
+			labels = append(labels, p.String())
+		}
+		if !slices.Equal(labels, k.QueueLabels) {
+			t.Errorf("%s: the adapter's queue labels are at %q, the kind declares %q", k, labels, k.QueueLabels)
+		}
+	}
+}
+
+// TestOwnersOfEachKind: a Job's owner is the CronJob, whose controller creates Jobs; a Pod's are every
+// handled kind and controlled kind whose controller makes Pods, not the CronJob, nor the kinds whose
+// controllers make parts of them (a RayJob's RayCluster, a JobSet's Jobs, a LeaderWorkerSet's
+// StatefulSets, a TrainJob's JobSet), nor the Pod itself; a kind no controller creates from a checked
+// template has none.
+func TestOwnersOfEachKind(t *testing.T) {
+	want := map[string][]string{
+		"Job": {"batch/v1/CronJob"},
+		"Pod": {"batch/v1/Job", "apps/v1/Deployment", "apps/v1/StatefulSet", "ray.io/v1/RayCluster", "apps/v1/ReplicaSet",
+			"kubeflow.org/v1/PyTorchJob"},
+	}
+	for _, k := range Builtin().Kinds() {
+		want := want[k.GVK.Kind]
+		got := k.Owners()
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: owners %q, want %q", k, got, want)
 		}
 	}
 }

@@ -94,6 +94,9 @@ func Mutate(in Input) (*Output, error) {
 	if kind.partOf(in.Object) != "" {
 		return &Output{Object: in.Object}, nil // checked as the workload it is a part of
 	}
+	if in.Old == nil && (fromCheckedTemplate(kind, in.Object, in.User) || ownedPod(kind, in.Object)) {
+		return &Output{Object: in.Object}, nil
+	}
 	pol := in.Policy
 	if pol == nil {
 		pol = policy.Default()
@@ -175,6 +178,7 @@ func (m *mutation) run(user string) *Denial {
 	if errs := checkLimits(ts, opts); len(errs) > 0 {
 		return &Denial{ReasonLimit, errs}
 	}
+	liftQueueMeta(m.w, m.obj)
 	s, errs := resolveSettings(m.obj, kind, opts, m.pol)
 	m.s = s
 	if m.old == nil { // early, before the steps place GPUs; final checks the result, on UPDATE what changed
@@ -230,11 +234,7 @@ func (m *mutation) queue(plan) field.ErrorList {
 		return nil
 	}
 	m.features = append(m.features, "queue")
-	labels := map[string]string{annotations.KueueQueueName: s.queue}
-	if s.priorityClass != "" {
-		labels[annotations.KueuePriorityClass] = s.priorityClass
-	}
-	changed := setObjectLabels(m.obj, labels)
+	changed := setObjectLabels(m.obj, queueLabels(s))
 	notes, errs := m.w.queue(s)
 	if len(errs) > 0 {
 		return errs
@@ -300,7 +300,7 @@ func (m *mutation) gpus(p plan) field.ErrorList {
 		}
 		if changed {
 			m.warn("%d %s on container %s of %s; CPU and memory at %s and %s per GPU where the container set none; requests equal to limits",
-				p.perReplica, s.resource, c.Name, t.path, d.CPUPerGPU.String(), d.MemoryPerGPU.String())
+				p.perReplica, s.resource, c.Name, t.name(), d.CPUPerGPU.String(), d.MemoryPerGPU.String())
 		}
 	}
 	return nil

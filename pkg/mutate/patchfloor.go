@@ -17,7 +17,7 @@ func patchFloor(inW, outW workload) int {
 	ins := templatesByPath(inW)
 	n := 0
 	for _, t := range outW.templates() {
-		it := ins[t.path.String()]
+		it := ins[t.key()]
 		if it == nil {
 			continue
 		}

@@ -151,7 +151,7 @@ func (r resourceAt) equal(o resourceAt) bool {
 func templatesByPath(w workload) map[string]*corev1.PodTemplateSpec {
 	out := map[string]*corev1.PodTemplateSpec{}
 	for _, t := range w.templates() {
-		out[t.path.String()] = t.spec
+		out[t.key()] = t.spec
 	}
 	return out
 }

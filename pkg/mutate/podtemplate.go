@@ -46,7 +46,7 @@ func appContainer(t template, name string) (*corev1.Container, *field.Path, *fie
 		names = append(names, cs[i].Name)
 	}
 	return nil, nil, field.NotFound(field.NewPath("metadata", "annotations").Key(annotations.Container),
-		fmt.Sprintf("%s (app containers of %s: %s)", name, t.path, strings.Join(names, ", ")))
+		fmt.Sprintf("%s (app containers of %s: %s)", name, t.name(), strings.Join(names, ", ")))
 }
 
 // templateGPUs is what a template's containers already ask for, by resource.

@@ -85,21 +85,30 @@ func checkTemplateQueues(ts []template, obj client.Object, pol *policy.Policy) f
 	var errs field.ErrorList
 	want, has := obj.GetLabels()[annotations.KueueQueueName]
 	for _, t := range ts {
-		q, ok := t.spec.Labels[annotations.KueueQueueName]
-		p := t.path.Child("metadata", "labels").Key(annotations.KueueQueueName)
-		switch {
-		case !ok:
-		case has && q != want:
-			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("must be the object's queue %q: the pods are queued by this label", want)))
-		case pol.IsLocked(policy.FieldQueue) && q != pol.Defaults.Queue:
-			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.queue is %q and cannot be changed", pol.Name, pol.Defaults.Queue)))
-		case !pol.Limits.QueueAllowed(q):
-			errs = append(errs, field.Invalid(p, q, fmt.Sprintf("is not allowed by KaiwoPolicy %q: limits.allowedQueues is %s", pol.Name, quoteAll(pol.Limits.AllowedQueues))))
-		}
-		if pc, ok := t.spec.Labels[annotations.KueuePriorityClass]; ok && pol.IsLocked(policy.FieldPriorityClass) && pc != pol.Defaults.PriorityClass {
-			errs = append(errs, field.Invalid(t.path.Child("metadata", "labels").Key(annotations.KueuePriorityClass), pc,
-				fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.priorityClass is %q and cannot be changed", pol.Name, pol.Defaults.PriorityClass)))
-		}
+		errs = append(errs, checkLabelQueues(t.spec.Labels, t.path.Child("metadata", "labels"), want, has, pol)...)
+	}
+	return errs
+}
+
+// checkLabelQueues checks the Kueue labels of metadata at p that are not the object's own: a queue label
+// must be the object's queue (want, when has), else an allowed one and the locked one where queue is
+// locked; a priority class the locked one where priorityClass is locked.
+func checkLabelQueues(labels map[string]string, p *field.Path, want string, has bool, pol *policy.Policy) field.ErrorList {
+	var errs field.ErrorList
+	q, ok := labels[annotations.KueueQueueName]
+	qp := p.Key(annotations.KueueQueueName)
+	switch {
+	case !ok:
+	case has && q != want:
+		errs = append(errs, field.Invalid(qp, q, fmt.Sprintf("must be the object's queue %q: the pods are queued by this label", want)))
+	case pol.IsLocked(policy.FieldQueue) && q != pol.Defaults.Queue:
+		errs = append(errs, field.Invalid(qp, q, fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.queue is %q and cannot be changed", pol.Name, pol.Defaults.Queue)))
+	case !pol.Limits.QueueAllowed(q):
+		errs = append(errs, field.Invalid(qp, q, fmt.Sprintf("is not allowed by KaiwoPolicy %q: limits.allowedQueues is %s", pol.Name, quoteAll(pol.Limits.AllowedQueues))))
+	}
+	if pc, ok := labels[annotations.KueuePriorityClass]; ok && pol.IsLocked(policy.FieldPriorityClass) && pc != pol.Defaults.PriorityClass {
+		errs = append(errs, field.Invalid(p.Key(annotations.KueuePriorityClass), pc,
+			fmt.Sprintf("is locked by KaiwoPolicy %q: defaults.priorityClass is %q and cannot be changed", pol.Name, pol.Defaults.PriorityClass)))
 	}
 	return errs
 }

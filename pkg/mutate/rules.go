@@ -228,7 +228,7 @@ func (l *lockedTemplate) check(t template) field.ErrorList {
 			}
 		}
 		for i, have := range ps.Tolerations {
-			if !l.kueueStart && !slices.ContainsFunc(l.tolerations, func(want corev1.Toleration) bool { return apiequality.Semantic.DeepEqual(have, want) }) {
+			if !l.kueueStart && !apiServerToleration(have) && !slices.ContainsFunc(l.tolerations, func(want corev1.Toleration) bool { return apiequality.Semantic.DeepEqual(have, want) }) {
 				errs = append(errs, field.Forbidden(sp.Child("tolerations").Index(i), fmt.Sprintf("toleration %s is not one of KaiwoPolicy %q's locked defaults.tolerations; tolerations are locked", describeToleration(have), pol.Name)))
 			}
 		}

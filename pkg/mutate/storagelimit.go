@@ -56,7 +56,7 @@ func countStorage(w podSource) storageCount {
 			continue
 		}
 		c.total.Add(c.total, new(big.Rat).Mul(perPod, pods))
-		c.parts = append(c.parts, fmt.Sprintf("%s: %d pods (%s) x %s", t.path, ns[i].n, ns[i].why, bytesString(perPod)))
+		c.parts = append(c.parts, fmt.Sprintf("%s: %d pods (%s) x %s", t.name(), ns[i].n, ns[i].why, bytesString(perPod)))
 	}
 	return c
 }

@@ -95,7 +95,7 @@ func (m *mutation) templates(p plan) field.ErrorList {
 		useShm := ownShm == "" || s.shmExplicit
 		if s.shmExplicit && ownShm != "" {
 			errs = append(errs, field.Invalid(annotationsPath.Key(annotations.ShmSize), s.shm.String(),
-				fmt.Sprintf("%s already has its own /dev/shm (%s); remove kaiwo.silogen.ai/shm-size (or the policy's locked shmSize applies) or remove that volume", t.path, ownShm)))
+				fmt.Sprintf("%s already has its own /dev/shm (%s); remove kaiwo.silogen.ai/shm-size (or the policy's locked shmSize applies) or remove that volume", t.name(), ownShm)))
 			continue
 		}
 		if useShm {
@@ -253,7 +253,7 @@ func (m *mutation) affinity(ps *corev1.PodSpec, path *field.Path) (bool, *field.
 func mergePodTemplatePatch(t template, patch []byte, name string) (bool, *field.Error) {
 	var p map[string]any
 	if err := sjson.UnmarshalCaseSensitivePreserveInts(patch, &p); err != nil { // ints as int64, as unstructured holds them
-		return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
+		return false, field.Invalid(t.at(), name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
 	}
 	// A part is a field of the template that a patch key names, as a pointer; "" is the template itself.
 	type part struct {
@@ -278,7 +278,7 @@ func mergePodTemplatePatch(t template, patch []byte, name string) (bool, *field.
 		}
 		merged, err := mergePart(parts[i].field, parts[i].key, sub)
 		if err != nil {
-			return false, field.Invalid(t.path, name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
+			return false, field.Invalid(t.at(), name, "podTemplatePatch of KaiwoPolicy does not apply: "+err.Error())
 		}
 		parts[i].merged = merged
 	}

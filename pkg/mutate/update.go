@@ -136,7 +136,7 @@ func placed(inW, outW workload, in, out client.Object, known ...*Placed) *Placed
 	ins := templatesByPath(inW)
 	size := 0 // a lower bound of the record's JSON: names and keys without their quotes and commas
 	for _, t := range outW.templates() {
-		path := t.path.String()
+		path := t.key()
 		it, ot := ins[path], t.spec
 		if it == nil {
 			continue
@@ -246,7 +246,7 @@ func anyHasC(rs []*PlacedContainer, f func(*PlacedContainer) []string, v string)
 func restoreOrder(inW, outW workload) {
 	ins := templatesByPath(inW)
 	for _, t := range outW.templates() {
-		it := ins[t.path.String()]
+		it := ins[t.key()]
 		if it == nil {
 			continue
 		}

@@ -50,6 +50,15 @@ func Validate(r Review) ([]string, error) {
 		return nil, fmt.Errorf("an UPDATE needs the old object")
 	case kind.partOf(r.Object) != "" || r.Operation == OpUpdate && kind.partOf(r.Old) != "":
 		return nil, validatePart(kind, r, pol)
+	case r.Operation == OpCreate && fromCheckedTemplate(kind, r.Object, r.User):
+		return nil, nil // checked as its owner
+	case ownedPod(kind, r.Object):
+		// A team user's Pod that claims a workload's controller: Kueue's pod webhook does not gate a Pod
+		// whose owner it manages, so it cannot be queued; in Enforce it gets no GPUs. An UPDATE cannot add any.
+		if r.Operation == OpCreate {
+			return nil, forgedPod(r.Object, pol, r.User)
+		}
+		return nil, nil
 	}
 	w, err := kind.adapt(r.Object, r.Raw)
 	if err != nil {
@@ -150,7 +159,7 @@ func labelChanged(old, obj client.Object, key string) bool {
 func changedTemplates(ts, old []template) []template {
 	var out []template
 	for i, t := range ts {
-		if i < len(old) && old[i].path.String() == t.path.String() && apiequality.Semantic.DeepEqual(old[i].spec, t.spec) {
+		if i < len(old) && old[i].key() == t.key() && apiequality.Semantic.DeepEqual(old[i].spec, t.spec) {
 			continue
 		}
 		out = append(out, t)

@@ -26,8 +26,8 @@ type WorkloadValidator struct {
 	// Kinds are the kinds handled.
 	Kinds    *mutate.Registry
 	Policies Policies
-	// Reader reads the object behind a scale request (a Deployment). It is uncached (the manager's API reader):
-	// scale-ups are rare, and a cache of every Deployment would cost memory on every replica.
+	// Reader reads the object behind a scale request (a Deployment or StatefulSet). It is uncached (the
+	// manager's API reader): scale-ups are rare, and a cache of every one would cost memory on every replica.
 	Reader  client.Reader
 	Metrics *Metrics
 	Log     logr.Logger
@@ -35,7 +35,7 @@ type WorkloadValidator struct {
 
 var _ admission.Handler = (*WorkloadValidator)(nil)
 
-// Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments, and CREATE and
+// Handle validates CREATE and UPDATE of the handled kinds, scale-ups of Deployments and StatefulSets, and CREATE and
 // UPDATE of the GPU-capable kinds not handled yet (on UPDATE also those a handled workload controls). A denial is 403 with the core's message; an object
 // that does not decode is 400; a policy or Deployment it cannot read is 503.
 func (v *WorkloadValidator) Handle(ctx context.Context, req admission.Request) admission.Response {
@@ -90,6 +90,9 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	if !ok {
 		return admission.Allowed("kind not handled by Kaiwo"), "skipped"
 	}
+	if len(req.Object.Raw) == 0 {
+		return v.badRequest(kind, fmt.Errorf("kaiwo: the %s request carries no object", kind))
+	}
 	r := mutate.Review{Operation: string(req.Operation), Kind: k, Raw: req.Object.Raw, User: req.UserInfo.Username}
 	var err error
 	if r.Object, err = k.Decode(req.Object.Raw); err != nil {
@@ -115,7 +118,7 @@ func (v *WorkloadValidator) handle(ctx context.Context, req admission.Request, k
 	return v.decide(kind, req, pol, warnings, err)
 }
 
-// scale checks a scale-up of an object of kind k (a Deployment) against the policy; the Scale object says
+// scale checks a scale-up of an object of kind k (a Deployment or StatefulSet) against the policy; the Scale object says
 // only the replicas, so the object is read for its pod template. A scale that does not grow passes unread.
 func (v *WorkloadValidator) scale(ctx context.Context, req admission.Request, kind string, k mutate.Kind) (admission.Response, string) {
 	replicas, err := scaleReplicas(req.Object.Raw)

@@ -58,18 +58,21 @@ const scaleUp = `(has(object.spec) && has(object.spec.replicas) ? object.spec.re
 // anonymous) or a service account of another namespace. The server decides the same
 // (Registry.ValidateUnhandledBy).
 func notFromAController(owners []string) string {
-	return `!(` + controlledBy(owners) + ` &&
-  request.userInfo.username.startsWith('system:') &&
-  !request.userInfo.username.startsWith('system:anonymous') &&
-  !request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace + ':'))`
+	return "!(" + ownedBy(owners) + " &&\n" + byController + ")"
 }
 
-// notPartOf: the object has no controller owner reference to one of owners ("apiVersion/kind"), whoever
-// makes the request: the mutating webhook leaves a part of another workload alone (mutate.Mutate).
-func notPartOf(owners []string) string { return `!(` + controlledBy(owners) + `)` }
+// notCreatedByAController is notFromAController for a handled kind, whose owners' objects the server leaves
+// alone on CREATE only (fromCheckedTemplate): an UPDATE is sent. With ownedCreateOnly (a Pod), an UPDATE of
+// an owned object is not sent either, whoever makes it: the server passes it (it cannot ask for more).
+func notCreatedByAController(owners []string, ownedCreateOnly bool) string {
+	if ownedCreateOnly {
+		return "!(" + ownedBy(owners) + " &&\n  (oldObject != null ||\n" + indent(byController, "  ") + "))"
+	}
+	return "!(" + ownedBy(owners) + " &&\n  oldObject == null &&\n" + byController + ")"
+}
 
-// controlledBy: the object has a controller owner reference to one of owners ("apiVersion/kind").
-func controlledBy(owners []string) string {
+// ownedBy: the object's controller owner reference names one of owners.
+func ownedBy(owners []string) string {
 	quoted := make([]string, len(owners))
 	for i, o := range owners {
 		quoted[i] = "'" + o + "'"
@@ -79,6 +82,30 @@ func controlledBy(owners []string) string {
     has(o.controller) && o.controller &&
     (o.apiVersion + '/' + o.kind) in [` + strings.Join(quoted, ", ") + `])`
 }
+
+// byController: the request is a controller's, not a team user's (mutate's systemRequest).
+const byController = `  request.userInfo.username.startsWith('system:') &&
+  !request.userInfo.username.startsWith('system:anonymous') &&
+  !request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace + ':')`
+
+// indent prefixes each line of s with in.
+func indent(s, in string) string {
+	return in + strings.ReplaceAll(s, "\n", "\n"+in)
+}
+
+// queueLabelAt: the Kueue queue label is in the label map at the dotted path, on the object or the old one
+// (a CronJob's job template, whose labels its Jobs take).
+func queueLabelAt(path string) string {
+	at := func(root string) string {
+		g := guards(root, path)
+		return strings.Join(g, " &&\n  ") + " &&\n  '" + annotations.KueueQueueName + "' in " + root + "." + path
+	}
+	return "(" + at("object") + ") ||\n(oldObject != null &&\n  " + at("oldObject") + ") ||\n"
+}
+
+// notPartOf: the object has no controller owner reference to one of owners ("apiVersion/kind"), whoever
+// makes the request: the mutating webhook leaves a part of another workload alone (mutate.Mutate).
+func notPartOf(owners []string) string { return "!(" + ownedBy(owners) + ")" }
 
 // TemplatesGPU is the CEL condition that one of the pod templates at paths asks for a GPU. A path is
 // dotted field names from the object; "[]" after a list field means each of its items, "{}" after a map

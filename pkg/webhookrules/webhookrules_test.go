@@ -52,8 +52,12 @@ func TestEveryKindHasItsRules(t *testing.T) {
 		if k.Update {
 			ops = "[CREATE, UPDATE]"
 		}
+		group := k.GVK.Group
+		if group == "" {
+			group = `""`
+		}
 		want := "- name: " + k.Resource + ".kaiwo.silogen.ai\n"
-		rule := "  - apiGroups: [" + k.GVK.Group + "]\n    apiVersions: [" + k.GVK.Version + "]\n    operations: " + ops + "\n    resources: [" + k.Resource + "]\n"
+		rule := "  - apiGroups: [" + group + "]\n    apiVersions: [" + k.GVK.Version + "]\n    operations: " + ops + "\n    resources: [" + k.Resource + "]\n"
 		if !strings.Contains(string(m), want) || !strings.Contains(string(m), rule) {
 			t.Errorf("%s: no mutating webhook %q with rule\n%s", k, want, rule)
 		}
@@ -67,6 +71,31 @@ func TestEveryKindHasItsRules(t *testing.T) {
 			head, _, _ := strings.Cut(strings.TrimSuffix(p, mutate.ResourcesPath), "[]")
 			if head, _, _ = strings.Cut(head, "{}"); !strings.Contains(string(m), "object."+head) {
 				t.Errorf("%s: the mutating condition does not read %s", k, p)
+			}
+		}
+	}
+	for _, k := range r.Kinds() {
+		for name, y := range map[string][]byte{"mutating": m, "validating": v} {
+			hook := webhookOf(y, k.Resource+map[string]string{"mutating": ".kaiwo.silogen.ai", "validating": ".validate.kaiwo.silogen.ai"}[name])
+			owners := k.Owners()
+			quoted := make([]string, len(owners))
+			for i, o := range owners {
+				quoted[i] = "'" + o + "'"
+			}
+			has := strings.Contains(hook, "- name: not-from-a-controller\n") && strings.Contains(hook, "in ["+strings.Join(quoted, ", ")+"]")
+			if has != (len(owners) > 0) {
+				t.Errorf("%s: %s webhook keeps away its owners' objects (%q): %v, want %v", k, name, owners, has, len(owners) > 0)
+			}
+			if has && strings.Contains(hook, "(oldObject != null ||") != k.OwnedCreateOnly {
+				t.Errorf("%s: %s webhook keeps away every UPDATE of an owned object: %v, want %v", k, name, !k.OwnedCreateOnly, k.OwnedCreateOnly)
+			}
+		}
+		hook := webhookOf(v, k.Resource+".validate.kaiwo.silogen.ai")
+		for _, p := range k.QueueLabels {
+			for _, root := range []string{"object", "oldObject"} {
+				if !strings.Contains(hook, "'kueue.x-k8s.io/queue-name' in "+root+"."+p) {
+					t.Errorf("%s: the validating condition does not read the queue label at %s.%s", k, root, p)
+				}
 			}
 		}
 	}
@@ -98,4 +127,14 @@ func TestTemplatePaths(t *testing.T) {
 	if _, err := webhookrules.TemplatesGPU([]string{"spec.a[].b[].template"}); err == nil {
 		t.Error("two list levels: want an error")
 	}
+}
+
+// webhookOf is the text of the webhook named name in a rendered configuration, up to the next one.
+func webhookOf(y []byte, name string) string {
+	_, rest, ok := strings.Cut(string(y), "\n- name: "+name+"\n")
+	if !ok {
+		return ""
+	}
+	hook, _, _ := strings.Cut(rest, "\n- name: ") // match conditions are indented: "  - name: "
+	return hook
 }

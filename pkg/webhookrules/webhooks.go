@@ -42,14 +42,14 @@ func mutatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		}
 		w := webhook{name: k.Resource + ".kaiwo.silogen.ai", path: mutatePath, group: k.GVK.Group, version: k.GVK.Version,
 			resource: k.Resource, ops: []string{"CREATE"}, reinvoke: true,
-			conditions: []condition{{"kaiwo-managed-or-gpu", managed + gpu}}}
+			conditions: append([]condition{{"kaiwo-managed-or-gpu", managed + gpu}}, owned(k)...)}
 		if k.Update {
 			w.ops = append(w.ops, "UPDATE")
 		} else {
 			w.comment = fmt.Sprintf("CREATE only: a %s's pod templates cannot change after create.", k.GVK.Kind)
 		}
 		if len(k.PartOf) > 0 {
-			w.comment += fmt.Sprintf(" A %s that a %s controls is a part of that workload, checked as it: not sent.", k.GVK.Kind, strings.Join(k.PartOf, " or "))
+			w.comment = strings.TrimSpace(w.comment + " " + fmt.Sprintf("A %s that a %s controls is a part of that workload, checked as it: not sent.", k.GVK.Kind, strings.Join(k.PartOf, " or ")))
 			w.conditions = append(w.conditions, condition{"not-part-of-a-workload", notPartOf(k.PartOf)})
 		}
 		out = append(out, w)
@@ -68,12 +68,16 @@ func validatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
+		queued := managedOrQueued
+		for _, p := range k.QueueLabels {
+			queued += queueLabelAt(p)
+		}
 		v := webhook{name: k.Resource + ".validate.kaiwo.silogen.ai", path: validatePath, group: k.GVK.Group,
-			version: k.GVK.Version, resource: k.Resource, ops: []string{"CREATE", "UPDATE"},
-			conditions: []condition{{"kaiwo-managed-gpu-or-queued", managedOrQueued + gpu}}}
+			version: k.GVK.Version, resource: k.Resource, ops: []string{"CREATE", "UPDATE"}, comment: validatingNote(k),
+			conditions: append([]condition{{"kaiwo-managed-gpu-or-queued", queued + gpu}}, owned(k)...)}
 		if len(k.PartOf) > 0 {
-			v.comment = fmt.Sprintf("A %s that a %s controls is a part of that workload: its controller's CREATE is not sent; "+
-				"a team user's CREATE, and every UPDATE, is, and is held to that workload's rules.", k.GVK.Kind, strings.Join(k.PartOf, " or "))
+			v.comment = strings.TrimSpace(v.comment + " " + fmt.Sprintf("A %s that a %s controls is a part of that workload: its controller's CREATE is not sent; "+
+				"a team user's CREATE, and every UPDATE, is, and is held to that workload's rules.", k.GVK.Kind, strings.Join(k.PartOf, " or ")))
 			v.conditions = append(v.conditions, condition{"not-a-part-from-a-controller-or-update", "oldObject != null ||\n" + notFromAController(k.PartOf)})
 		}
 		out = append(out, v)
@@ -105,4 +109,32 @@ func validatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		out = append(out, w)
 	}
 	return out, nil
+}
+
+// owned is the condition that keeps away the objects of k that a controller of one of its owners creates
+// (Kind.Owners): none when k has no owners.
+func owned(k mutate.Kind) []condition {
+	if owners := k.Owners(); len(owners) > 0 {
+		return []condition{{"not-from-a-controller", notCreatedByAController(owners, k.OwnedCreateOnly)}}
+	}
+	return nil
+}
+
+// validatingNote says what a handled kind's validating rule leaves to others, if anything.
+func validatingNote(k mutate.Kind) string {
+	var notes []string
+	if len(k.QueueLabels) > 0 {
+		notes = append(notes, fmt.Sprintf("The objects a %s's controller creates take the labels at %s: the queue label there "+
+			"is a rule too.", k.GVK.Kind, strings.Join(k.QueueLabels, ", ")))
+	}
+	if len(k.Owners()) > 0 {
+		n := fmt.Sprintf("A %s that a controller creates for one of its owners (%s) was checked as that owner and is not "+
+			"sent on CREATE; one a team user writes with such an owner reference is (the users are the server's: "+
+			"systemRequest).", k.GVK.Kind, strings.Join(k.Owners(), ", "))
+		if k.OwnedCreateOnly {
+			n += fmt.Sprintf(" An UPDATE of an owned %s is not sent either, whoever makes it: it cannot ask for more.", k.GVK.Kind)
+		}
+		notes = append(notes, n)
+	}
+	return strings.Join(notes, "\n\n")
 }

@@ -182,8 +182,8 @@ func TestQueuedJobChangesAreHeld(t *testing.T) {
 	}
 }
 
-// TestGPUPodsOfOtherKinds: in an Enforce namespace a bare GPU Pod or ReplicaSet is refused naming
-// the kinds that are handled; a GPU Pod a Job controls, created by the Job controller, is not sent to
+// TestGPUPodsOfOtherKinds: in an Enforce namespace a bare GPU Pod is handled (mutated and admitted) and a
+// bare GPU ReplicaSet is refused naming the kinds that are handled; a GPU Pod a Job controls, created by the Job controller, is not sent to
 // the validator (the Job was checked), nor a ReplicaSet a Deployment controls, created by the
 // Deployment controller; the same owner references written by a team user are refused.
 func TestGPUPodsOfOtherKinds(t *testing.T) {
@@ -199,9 +199,12 @@ func TestGPUPodsOfOtherKinds(t *testing.T) {
 		return testutil.ToFloat64(metrics.Validation.Requests.WithLabelValues("Pod", "CREATE"))
 	}
 	before := pods()
-	err := k8s.Create(context.Background(), pod("bare"))
-	if err == nil || !strings.Contains(err.Error(), "Job") || !strings.Contains(err.Error(), "Deployment") {
-		t.Errorf("bare GPU Pod: want a denial naming the supported kinds, got %v", err)
+	// A bare Pod is a handled kind: it is mutated (queued, the policy's defaults) and admitted.
+	bare := pod("bare")
+	if err := k8s.Create(context.Background(), bare); err != nil {
+		t.Errorf("bare GPU Pod: %v", err)
+	} else if bare.Labels[annotations.KueueQueueName] != "team-ml" {
+		t.Errorf("bare GPU Pod not queued: labels %v", bare.Labels)
 	}
 	if got := pods(); got != before+1 {
 		t.Errorf("Pod requests at the validator %v, want %v", got, before+1)
@@ -216,7 +219,7 @@ func TestGPUPodsOfOtherKinds(t *testing.T) {
 		t.Errorf("a Job's Pod reached the validator (%v requests, want %v)", got, before+1)
 	}
 	// The same owner reference written by a team user exempts nothing.
-	err = k8s.Create(context.Background(), pod("forged", ofAJob))
+	err := k8s.Create(context.Background(), pod("forged", ofAJob))
 	if err == nil || !strings.Contains(err.Error(), "exempts it only when a controller makes the request") {
 		t.Errorf("a GPU Pod with a hand-written Job owner reference: want a denial, got %v", err)
 	}

@@ -1,8 +1,6 @@
 package manifests_test
 
 import (
-	"bytes"
-	"flag"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,20 +14,13 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
-	"sigs.k8s.io/yaml"
-
-	"github.com/silogen/kaiwo-webhook/pkg/mutate"
-	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
-
-var update = flag.Bool("update", false, "copy config/crd's CRD into the chart's files/")
 
 const (
 	crdFile       = "kaiwo.silogen.ai_kaiwopolicies.yaml"
@@ -153,132 +144,6 @@ func TestChartMatchesKustomize(t *testing.T) {
 	same("CRD spec", find(t, k, "CustomResourceDefinition", "").Object["spec"], find(t, c, "CustomResourceDefinition", "").Object["spec"])
 }
 
-// mutatingWant is the contract of each mutating webhook, apart from its match condition: one per kind of
-// the registry serve is given, CREATE, and UPDATE for the kinds mutated on UPDATE.
-func mutatingWant() []webhookWant {
-	var out []webhookWant
-	for _, k := range mutate.Builtin().Kinds() {
-		ops := []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
-		if k.Update {
-			ops = append(ops, admissionregistrationv1.Update)
-		}
-		w := webhookWant{k.Resource + ".kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource, ops, []string{condition}}
-		if len(k.PartOf) > 0 { // a part of another workload is left to it
-			w.conditions = append(w.conditions, "not-part-of-a-workload")
-		}
-		out = append(out, w)
-	}
-	return out
-}
-
-type webhookWant struct {
-	name, group, version, resource string
-	ops                            []admissionregistrationv1.OperationType
-	conditions                     []string
-}
-
-func TestWebhookConfiguration(t *testing.T) {
-	for name, objs := range renders(t) {
-		t.Run(name, func(t *testing.T) {
-			cert := find(t, objs, "Certificate", "")
-			certRef := cert.GetNamespace() + "/" + cert.GetName()
-			if certRef != namespace+"/kaiwo-webhook" {
-				t.Errorf("Certificate %s, want %s/kaiwo-webhook", certRef, namespace)
-			}
-			if got, _, _ := unstructured.NestedString(cert.Object, "spec", "secretName"); got != certSecret {
-				t.Errorf("Certificate secretName %q, want %q", got, certSecret)
-			}
-			dnsNames, _, _ := unstructured.NestedStringSlice(cert.Object, "spec", "dnsNames")
-			if diff := cmp.Diff([]string{"kaiwo-webhook.kaiwo-system.svc", "kaiwo-webhook.kaiwo-system.svc.cluster.local"}, dnsNames); diff != "" {
-				t.Errorf("Certificate dnsNames (-want,+got):\n%s", diff)
-			}
-			if _, found, _ := unstructured.NestedMap(find(t, objs, "Issuer", "").Object, "spec", "selfSigned"); !found {
-				t.Error("Issuer is not selfSigned")
-			}
-
-			m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", serviceName))
-			if got := m.Annotations[injectCAFrom]; got != certRef {
-				t.Errorf("MutatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
-			}
-			mutatingWant := mutatingWant()
-			if len(m.Webhooks) != len(mutatingWant) {
-				t.Fatalf("%d mutating webhooks, want %d", len(m.Webhooks), len(mutatingWant))
-			}
-			for i, w := range mutatingWant {
-				got := m.Webhooks[i]
-				var names []string
-				for _, c := range got.MatchConditions {
-					names = append(names, c.Name)
-				}
-				if diff := cmp.Diff(w.conditions, names); diff != "" {
-					t.Errorf("%s: match conditions (-want,+got):\n%s", w.name, diff)
-				}
-				got.MatchConditions = nil // compiled and evaluated in TestMatchConditions
-				want := admissionregistrationv1.MutatingWebhook{
-					Name: w.name,
-					ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-						Namespace: namespace, Name: serviceName, Path: ptr.To(mutatePath)}},
-					Rules: []admissionregistrationv1.RuleWithOperations{{
-						Operations: w.ops,
-						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
-							Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-					}},
-					FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-					MatchPolicy:   ptr.To(admissionregistrationv1.Equivalent),
-					NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-						Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
-						Values: []string{"kube-system", namespace}}}},
-					SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-					TimeoutSeconds:          ptr.To[int32](5),
-					AdmissionReviewVersions: []string{"v1"},
-					ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
-				}
-				if diff := cmp.Diff(want, got); diff != "" {
-					t.Errorf("webhook %d (-want,+got):\n%s", i, diff)
-				}
-			}
-
-			v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", serviceName))
-			if got := v.Annotations[injectCAFrom]; got != certRef {
-				t.Errorf("ValidatingWebhookConfiguration %s = %q, want %q", injectCAFrom, got, certRef)
-			}
-			wantV := []admissionregistrationv1.ValidatingWebhook{{
-				Name: "kaiwopolicies.kaiwo.silogen.ai",
-				ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-					Namespace: namespace, Name: serviceName, Path: ptr.To(validatePath)}},
-				Rules: []admissionregistrationv1.RuleWithOperations{{
-					Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
-					Rule: admissionregistrationv1.Rule{APIGroups: []string{"kaiwo.silogen.ai"}, APIVersions: []string{"v1alpha1"},
-						Resources: []string{kaiwoPolicies}, Scope: ptr.To(admissionregistrationv1.ClusterScope)},
-				}},
-				FailurePolicy:           ptr.To(admissionregistrationv1.Fail),
-				MatchPolicy:             ptr.To(admissionregistrationv1.Equivalent),
-				SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-				TimeoutSeconds:          ptr.To[int32](5),
-				AdmissionReviewVersions: []string{"v1"},
-			}}
-			if diff := cmp.Diff(wantV, v.Webhooks[:min(1, len(v.Webhooks))]); diff != "" {
-				t.Errorf("validating webhooks (-want,+got):\n%s", diff)
-			}
-			checkWorkloadValidators(t, v.Webhooks) // the others: validating_test.go
-
-			// The webhook Service reaches the container's webhook port.
-			svc := into[corev1.Service](t, find(t, objs, "Service", serviceName))
-			dep := into[appsv1.Deployment](t, find(t, objs, "Deployment", serviceName))
-			if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(dep.Spec.Template.Labels)) {
-				t.Errorf("Service selector %v does not select the pods %v", svc.Spec.Selector, dep.Spec.Template.Labels)
-			}
-			wantPorts := map[string][2]int32{"webhook": {443, 9443}, "metrics": {8443, 8443}}
-			for name, p := range wantPorts {
-				i := slices.IndexFunc(svc.Spec.Ports, func(sp corev1.ServicePort) bool { return sp.Name == name })
-				if i < 0 || svc.Spec.Ports[i].Port != p[0] || containerPort(dep, svc.Spec.Ports[i].TargetPort) != p[1] {
-					t.Errorf("Service port %s: want %d -> container port %d, got %+v", name, p[0], p[1], svc.Spec.Ports)
-				}
-			}
-		})
-	}
-}
-
 func containerPort(d *appsv1.Deployment, target intstr.IntOrString) int32 {
 	if target.Type == intstr.Int {
 		return target.IntVal
@@ -306,6 +171,7 @@ func TestRBAC(t *testing.T) {
 		"kueue.x-k8s.io/localqueues":                {"create", "get", "list", "watch"},
 	}
 	clusterWant["apps/deployments"] = []string{"get"}                          // the Deployment behind a scale-up
+	clusterWant["apps/statefulsets"] = []string{"get"}                         // the StatefulSet behind a scale-up
 	clusterWant["leaderworkerset.x-k8s.io/leaderworkersets"] = []string{"get"} // the LeaderWorkerSet behind a scale-up
 	clusterWant["kubeflow.org/pytorchjobs"] = []string{"get"}                  // the PyTorchJob behind a scale-up
 	roleWant := map[string][]string{
@@ -463,213 +329,5 @@ func TestDeployment(t *testing.T) {
 				t.Errorf("PodDisruptionBudget: want minAvailable 1 over the webhook pods, got %+v", pdb.Spec)
 			}
 		})
-	}
-}
-
-// TestChartLint is `helm lint --strict` with the default values and with the
-// values the other tests set.
-func TestChartLint(t *testing.T) {
-	for name, values := range map[string]map[string]any{
-		"defaults":        nil,
-		"everything":      {"serviceMonitor": map[string]any{"enabled": true}, "policies": []any{samplePolicyValue(t)}},
-		"existing issuer": {"certManager": map[string]any{"issuer": map[string]any{"create": false, "name": "ca", "kind": "ClusterIssuer"}}},
-		"one replica":     {"replicaCount": 1, "crds": map[string]any{"install": false}},
-	} {
-		t.Run(name, func(t *testing.T) {
-			for _, m := range lintChart(t, values) {
-				t.Error(m)
-			}
-		})
-	}
-}
-
-// samplePolicyValue is config/samples/kaiwopolicy-default.yaml as a chart
-// policies entry.
-func samplePolicyValue(t *testing.T) map[string]any {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(root(t), "config", "samples", "kaiwopolicy-default.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p struct {
-		Metadata struct{ Name string }
-		Spec     map[string]any
-	}
-	if err := yaml.Unmarshal(b, &p); err != nil {
-		t.Fatal(err)
-	}
-	return map[string]any{"name": p.Metadata.Name, "spec": p.Spec}
-}
-
-func TestChartValues(t *testing.T) {
-	t.Run("serviceMonitor", func(t *testing.T) {
-		if slices.Contains(kinds(renderChart(t, nil)), "ServiceMonitor") {
-			t.Error("ServiceMonitor rendered by default")
-		}
-		objs := renderChart(t, map[string]any{"serviceMonitor": map[string]any{"enabled": true}})
-		sm := find(t, objs, "ServiceMonitor", serviceName)
-		if sm.GetAPIVersion() != "monitoring.coreos.com/v1" {
-			t.Errorf("ServiceMonitor apiVersion %s", sm.GetAPIVersion())
-		}
-		sel, _, _ := unstructured.NestedStringMap(sm.Object, "spec", "selector", "matchLabels")
-		svc := find(t, objs, "Service", serviceName)
-		if len(sel) == 0 || !labels.SelectorFromSet(sel).Matches(labels.Set(svc.GetLabels())) {
-			t.Errorf("ServiceMonitor selector %v does not select the Service %v", sel, svc.GetLabels())
-		}
-		eps, _, _ := unstructured.NestedSlice(sm.Object, "spec", "endpoints")
-		if len(eps) != 1 || eps[0].(map[string]any)["port"] != "metrics" {
-			t.Errorf("ServiceMonitor endpoints %v, want the metrics port", eps)
-		}
-	})
-	t.Run("existing issuer", func(t *testing.T) {
-		objs := renderChart(t, map[string]any{"certManager": map[string]any{"issuer": map[string]any{"create": false, "name": "corp-ca", "kind": "ClusterIssuer"}}})
-		if slices.Contains(kinds(objs), "Issuer") {
-			t.Error("Issuer rendered with certManager.issuer.create=false")
-		}
-		ref, _, _ := unstructured.NestedStringMap(find(t, objs, "Certificate", "").Object, "spec", "issuerRef")
-		if diff := cmp.Diff(map[string]string{"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "corp-ca"}, ref); diff != "" {
-			t.Errorf("issuerRef (-want,+got):\n%s", diff)
-		}
-		if _, err := tryRenderChart(t, map[string]any{"certManager": map[string]any{"issuer": map[string]any{"create": false}}}); err == nil ||
-			!strings.Contains(err.Error(), "certManager.issuer.name is required") {
-			t.Errorf("no issuer name: want a render error naming certManager.issuer.name, got %v", err)
-		}
-	})
-	t.Run("failurePolicy", func(t *testing.T) {
-		objs := renderChart(t, map[string]any{"failurePolicy": "Ignore"})
-		for _, w := range into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "")).Webhooks {
-			if ptr.Deref(w.FailurePolicy, "") != admissionregistrationv1.Ignore {
-				t.Errorf("%s: failurePolicy %v, want Ignore", w.Name, ptr.Deref(w.FailurePolicy, ""))
-			}
-		}
-		for _, w := range into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "")).Webhooks {
-			want := admissionregistrationv1.Ignore // the workload validators follow the value
-			if w.Name == "kaiwopolicies.kaiwo.silogen.ai" {
-				want = admissionregistrationv1.Fail // KaiwoPolicy validation fails closed
-			}
-			if got := ptr.Deref(w.FailurePolicy, ""); got != want {
-				t.Errorf("%s: failurePolicy %v, want %v", w.Name, got, want)
-			}
-		}
-	})
-	t.Run("values schema", func(t *testing.T) {
-		for _, values := range []map[string]any{
-			{"failurePolicy": "Warn"},
-			{"replicaCount": 0},
-			{"certManager": map[string]any{"issuer": map[string]any{"kind": "Certificate"}}},
-		} {
-			if _, err := tryRenderChart(t, values); err == nil || !strings.Contains(err.Error(), "schema") {
-				t.Errorf("%v: want a values schema error, got %v", values, err)
-			}
-		}
-	})
-	t.Run("crds.install", func(t *testing.T) {
-		crd := find(t, renderChart(t, nil), "CustomResourceDefinition", "kaiwopolicies.kaiwo.silogen.ai")
-		if crd.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
-			t.Errorf("CRD annotations %v: want helm.sh/resource-policy: keep", crd.GetAnnotations())
-		}
-		if slices.Contains(kinds(renderChart(t, map[string]any{"crds": map[string]any{"install": false}})), "CustomResourceDefinition") {
-			t.Error("CRD rendered with crds.install=false")
-		}
-	})
-	t.Run("replicas and image", func(t *testing.T) {
-		objs := renderChart(t, map[string]any{"replicaCount": 1, "image": map[string]any{"tag": "v1.2.3", "pullPolicy": "Always"}})
-		d := into[appsv1.Deployment](t, find(t, objs, "Deployment", ""))
-		if ptr.Deref(d.Spec.Replicas, 0) != 1 {
-			t.Errorf("replicas %d, want 1", ptr.Deref(d.Spec.Replicas, 0))
-		}
-		if c := d.Spec.Template.Spec.Containers[0]; c.Image != "ghcr.io/silogen/kaiwo-webhook:v1.2.3" || c.ImagePullPolicy != corev1.PullAlways {
-			t.Errorf("image %s (%s), want ghcr.io/silogen/kaiwo-webhook:v1.2.3 (Always)", c.Image, c.ImagePullPolicy)
-		}
-		if slices.Contains(kinds(objs), "PodDisruptionBudget") {
-			t.Error("PodDisruptionBudget with one replica would block every drain")
-		}
-	})
-	t.Run("policies", func(t *testing.T) {
-		objs := renderChart(t, map[string]any{"policies": []any{samplePolicyValue(t)}})
-		var docs bytes.Buffer
-		for _, o := range objs {
-			if o.GetKind() == "KaiwoPolicy" {
-				b, err := yaml.Marshal(o.Object)
-				if err != nil {
-					t.Fatal(err)
-				}
-				docs.WriteString("---\n")
-				docs.Write(b)
-			}
-		}
-		policies, _, err := policy.Load(&docs)
-		if err != nil {
-			t.Fatalf("rendered KaiwoPolicy does not load: %v", err)
-		}
-		if len(policies) != 1 || policies[0].Name != "default" {
-			t.Fatalf("want one KaiwoPolicy default, got %d", len(policies))
-		}
-		if errs := policy.Validate(&policies[0]); len(errs) > 0 {
-			t.Errorf("rendered KaiwoPolicy is invalid: %v", errs.ToAggregate())
-		}
-		if _, err := tryRenderChart(t, map[string]any{"policies": []any{map[string]any{"spec": map[string]any{}}}}); err == nil ||
-			!strings.Contains(err.Error(), "at '/policies/0': missing property 'name'") {
-			t.Errorf("policy without name: want values.schema.json to name policies/0 name, got %v", err)
-		}
-	})
-	t.Run("another release and namespace", func(t *testing.T) {
-		objs, err := renderChartAs(t, "team", "gpu-system", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := into[admissionregistrationv1.MutatingWebhookConfiguration](t, find(t, objs, "MutatingWebhookConfiguration", "team-kaiwo-webhook"))
-		if got := m.Annotations[injectCAFrom]; got != "gpu-system/team-kaiwo-webhook" {
-			t.Errorf("%s = %q", injectCAFrom, got)
-		}
-		v := into[admissionregistrationv1.ValidatingWebhookConfiguration](t, find(t, objs, "ValidatingWebhookConfiguration", "team-kaiwo-webhook"))
-		for _, w := range append(mutatingAsValidating(m.Webhooks), v.Webhooks[1:]...) {
-			if s := w.ClientConfig.Service; s == nil || s.Name != "team-kaiwo-webhook" || s.Namespace != "gpu-system" {
-				t.Errorf("%s: clientConfig %+v", w.Name, w.ClientConfig)
-			}
-			if got := w.NamespaceSelector.MatchExpressions[0].Values; !slices.Equal(got, []string{"kube-system", "gpu-system"}) {
-				t.Errorf("%s: namespaceSelector excludes %v, want kube-system and gpu-system", w.Name, got)
-			}
-		}
-		dnsNames, _, _ := unstructured.NestedStringSlice(find(t, objs, "Certificate", "team-kaiwo-webhook").Object, "spec", "dnsNames")
-		if !slices.Contains(dnsNames, "team-kaiwo-webhook.gpu-system.svc") {
-			t.Errorf("Certificate dnsNames %v lack the Service's", dnsNames)
-		}
-		secret, _, _ := unstructured.NestedString(find(t, objs, "Certificate", "").Object, "spec", "secretName")
-		d := into[appsv1.Deployment](t, find(t, objs, "Deployment", "team-kaiwo-webhook"))
-		if v := d.Spec.Template.Spec.Volumes; len(v) != 1 || v[0].Secret == nil || v[0].Secret.SecretName != secret {
-			t.Errorf("Deployment mounts %+v, want the Certificate's Secret %q", v, secret)
-		}
-	})
-}
-
-// TestChartCRDIsCurrent: the chart ships a copy of config/crd's CRD (Helm reads
-// no file outside the chart). `go -C test test ./manifests -update` refreshes it.
-func TestChartCRDIsCurrent(t *testing.T) {
-	src := filepath.Join(root(t), "config", "crd", crdFile)
-	dst := filepath.Join(chartDir(t), "files", crdFile)
-	want, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if *update {
-		if err := os.WriteFile(dst, want, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := os.ReadFile(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(want, got) {
-		t.Fatalf("%s differs from %s: run `go -C test test ./manifests -update`", dst, src)
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(want, &crd); err != nil {
-		t.Fatal(err)
-	}
-	rendered := into[apiextensionsv1.CustomResourceDefinition](t, find(t, renderChart(t, nil), "CustomResourceDefinition", crd.Name))
-	if diff := cmp.Diff(crd.Spec, rendered.Spec); diff != "" {
-		t.Errorf("chart CRD spec (-config/crd,+chart):\n%s", diff)
 	}
 }

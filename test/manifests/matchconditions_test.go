@@ -173,6 +173,31 @@ func TestMatchConditions(t *testing.T) {
 			}}}, true},
 		"RayService without cluster config": {"rayservices", map[string]any{"apiVersion": "ray.io/v1", "kind": "RayService",
 			"metadata": map[string]any{"name": "r", "namespace": ns}, "spec": map[string]any{}}, false},
+		"CronJob without job template": {"cronjobs", map[string]any{"apiVersion": "batch/v1", "kind": "CronJob",
+			"metadata": map[string]any{"name": "c", "namespace": ns}, "spec": map[string]any{"schedule": "@daily"}}, false},
+		"GPU CronJob": {"cronjobs", map[string]any{"apiVersion": "batch/v1", "kind": "CronJob",
+			"metadata": map[string]any{"name": "c", "namespace": ns}, "spec": map[string]any{"jobTemplate": map[string]any{"spec": map[string]any{
+				"template": map[string]any{"spec": map[string]any{"initContainers": []any{
+					map[string]any{"name": "w", "resources": map[string]any{"limits": map[string]any{"nvidia.com/gpu": "1"}}}}}}}}}}, true},
+		"plain CronJob": {"cronjobs", map[string]any{"apiVersion": "batch/v1", "kind": "CronJob",
+			"metadata": map[string]any{"name": "c", "namespace": ns}, "spec": map[string]any{"jobTemplate": map[string]any{"spec": map[string]any{
+				"template": map[string]any{"spec": map[string]any{"containers": []any{map[string]any{"name": "w"}}}}}}}}, false},
+		"GPU StatefulSet": {"statefulsets", map[string]any{"apiVersion": "apps/v1", "kind": "StatefulSet",
+			"metadata": map[string]any{"name": "s", "namespace": ns}, "spec": map[string]any{"template": map[string]any{"spec": map[string]any{
+				"containers": []any{map[string]any{"name": "w", "resources": map[string]any{"requests": map[string]any{"amd.com/gpu": "1"}}}}}}}}, true},
+		"annotated StatefulSet": {"statefulsets", map[string]any{"apiVersion": "apps/v1", "kind": "StatefulSet",
+			"metadata": map[string]any{"name": "s", "namespace": ns, "annotations": map[string]any{"kaiwo.silogen.ai/gpus": "1"}}}, true},
+		"plain StatefulSet": {"statefulsets", map[string]any{"apiVersion": "apps/v1", "kind": "StatefulSet",
+			"metadata": map[string]any{"name": "s", "namespace": ns}, "spec": map[string]any{"template": map[string]any{}}}, false},
+		"Pod without spec": {"pods", map[string]any{"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "p", "namespace": ns}}, false},
+		"plain Pod": {"pods", map[string]any{"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "p", "namespace": ns}, "spec": map[string]any{"containers": []any{map[string]any{"name": "w"}}}}, false},
+		"bare GPU Pod": {"pods", map[string]any{"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "p", "namespace": ns}, "spec": map[string]any{"containers": []any{
+				map[string]any{"name": "w", "resources": map[string]any{"limits": map[string]any{"amd.com/gpu": "1"}}}}}}, true},
+		"annotated Pod": {"pods", map[string]any{"apiVersion": "v1", "kind": "Pod",
+			"metadata": map[string]any{"name": "p", "namespace": ns, "annotations": map[string]any{"kaiwo.silogen.ai/gpus": "1"}}}, true},
 	}
 
 	for render, objs := range renders(t) {

@@ -6,9 +6,6 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apiserver/pkg/admission"
@@ -19,7 +16,7 @@ import (
 	"github.com/silogen/kaiwo-webhook/pkg/policy"
 )
 
-// TestUnhandledConditionsAgreeWithTheServer: a Pod, ReplicaSet or StatefulSet that the match
+// TestUnhandledConditionsAgreeWithTheServer: a ReplicaSet or DaemonSet that the match
 // conditions keep away from the validator is one the server would allow (Registry.ValidateUnhandledBy
 // under an Enforce policy), whatever controls it and whoever creates it; and every one the server
 // would deny is sent.
@@ -27,16 +24,10 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 	const ns = "team-ml"
 	pol := &policy.Policy{Name: "team-ml", Mode: policy.Enforce}
 	owners := [][2]string{{"batch/v1", "Job"}, {"apps/v1", "Deployment"}, {"apps/v1", "ReplicaSet"}, {"apps/v1", "StatefulSet"},
-		{"apps/v1", "DaemonSet"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"}, {"jobset.x-k8s.io/v1alpha2", "JobSet"},
-		{"v1", "ConfigMap"}, {"v1", "Pod"}, {"leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"}, {"kubeflow.org/v1", "PyTorchJob"},
-		{"trainer.kubeflow.org/v1alpha1", "TrainJob"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
+		{"apps/v1", "DaemonSet"}, {"batch/v1", "CronJob"}, {"v1", "Pod"}, {"ray.io/v1", "RayJob"}, {"ray.io/v1", "RayService"}, {"ray.io/v1", "RayCluster"},
+		{"jobset.x-k8s.io/v1alpha2", "JobSet"}, {"leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet"}, {"kubeflow.org/v1", "PyTorchJob"},
+		{"trainer.kubeflow.org/v1alpha1", "TrainJob"}, {"v1", "ConfigMap"}, {"example.com/v1", "Job"}, {"batch/v1beta1", "Job"}, {"kueue.x-k8s.io/v1beta2", "Workload"}}
 	objects := map[string]func(refs []metav1.OwnerReference) runtime.Object{
-		"pods": func(refs []metav1.OwnerReference) runtime.Object {
-			p := &corev1.Pod{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"}, ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: ns, OwnerReferences: refs},
-				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
-			p.Spec.Containers[0].Resources.Limits = corev1.ResourceList{"amd.com/gpu": resource.MustParse("8")}
-			return p
-		},
 		"replicasets": func(refs []metav1.OwnerReference) runtime.Object {
 			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
 			return &appsv1.ReplicaSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "ReplicaSet"},
@@ -46,17 +37,6 @@ func TestUnhandledConditionsAgreeWithTheServer(t *testing.T) {
 			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
 			return &appsv1.DaemonSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
 				ObjectMeta: metav1.ObjectMeta{Name: "ds", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.DaemonSetSpec{Template: d.Spec.Template}}
-		},
-		"cronjobs": func(refs []metav1.OwnerReference) runtime.Object {
-			j := testobj.MakeJob("j", ns).Resource(0, "nvidia.com/gpu", "1").Obj()
-			return &batchv1.CronJob{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "CronJob"},
-				ObjectMeta: metav1.ObjectMeta{Name: "cj", Namespace: ns, OwnerReferences: refs},
-				Spec:       batchv1.CronJobSpec{Schedule: "@daily", JobTemplate: batchv1.JobTemplateSpec{Spec: j.Spec}}}
-		},
-		"statefulsets": func(refs []metav1.OwnerReference) runtime.Object {
-			d := testobj.MakeDeployment("d", ns).Resource(0, "amd.com/gpu", "1").Obj()
-			return &appsv1.StatefulSet{TypeMeta: metav1.TypeMeta{APIVersion: "apps/v1", Kind: "StatefulSet"},
-				ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: ns, OwnerReferences: refs}, Spec: appsv1.StatefulSetSpec{Template: d.Spec.Template}}
 		},
 	}
 	for render, objs := range renders(t) {

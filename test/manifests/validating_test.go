@@ -31,13 +31,13 @@ const workloadValidatePath = "/validate"
 
 // validatingWant is the contract of each workload validating webhook, after the KaiwoPolicy one, from the
 // registry serve is given: CREATE and UPDATE of each handled kind, UPDATE of the scale subresource of those
-// that have one, and each unhandled GPU-capable kind (CREATE only for Pods; the kinds a handled workload's
-// controller creates are sent on every UPDATE).
+// that have one, and each unhandled GPU-capable kind (CREATE only for those declared so; the kinds a handled
+// workload's controller creates are sent on every UPDATE).
 func validatingWant() []webhookWant {
 	kinds := mutate.Builtin()
 	var out, scaled []webhookWant
 	for _, k := range kinds.Kinds() {
-		w := webhookWant{k.Resource + ".validate.kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource, createUpdate, []string{"kaiwo-managed-gpu-or-queued"}}
+		w := webhookWant{k.Resource + ".validate.kaiwo.silogen.ai", k.GVK.Group, k.GVK.Version, k.Resource, createUpdate, withOwners(k, "kaiwo-managed-gpu-or-queued")}
 		if len(k.PartOf) > 0 { // a part's controller's CREATE is not sent
 			w.conditions = append(w.conditions, "not-a-part-from-a-controller-or-update")
 		}
