@@ -74,6 +74,10 @@ func (c *cronJob) queueMeta() (map[string]string, *field.Path) {
 	return c.Spec.JobTemplate.Labels, jobTemplatePath.Child("metadata", "labels")
 }
 
+func (c *cronJob) createdAnnotations() (map[string]string, *field.Path) {
+	return c.Spec.JobTemplate.Annotations, jobTemplatePath.Child("metadata", "annotations")
+}
+
 func (c *cronJob) ttl() (*int32, *field.Path, bool) {
 	return c.Spec.JobTemplate.Spec.TTLSecondsAfterFinished, jobTemplatePath.Child("spec", "ttlSecondsAfterFinished"), true
 }

@@ -74,6 +74,17 @@ func TestK8sKindAttacksOnCreate(t *testing.T) {
 		"CronJob: a bad annotation": {obj: func() client.Object {
 			return cronJobOf(MakeJob("j", "ml").Annotate(annotations.GPUs, "lots").Obj())
 		}, want: []string{annotations.GPUs, "lots"}},
+		// The Jobs a CronJob creates are left alone: a Kaiwo annotation on the job template is never read.
+		"CronJob: a Kaiwo annotation on the job template": {obj: func() client.Object {
+			c := cronJobOf(gpuJob("8").Obj())
+			c.Spec.JobTemplate.Annotations = map[string]string{annotations.GPUs: "many"}
+			return c
+		}, want: []string{"spec.jobTemplate.metadata.annotations[kaiwo.silogen.ai/gpus]", `"many"`, "CronJob's own metadata.annotations"}},
+		"CronJob with no Kaiwo annotation of its own, one on the job template": {obj: func() client.Object {
+			c := cronJobOf(MakeJob("j", "ml").Obj())
+			c.Spec.JobTemplate.Annotations = map[string]string{annotations.GPUs: "many"}
+			return c
+		}, want: []string{"spec.jobTemplate.metadata.annotations[kaiwo.silogen.ai/gpus]", `"many"`}},
 		"CronJob: within the limit": {obj: func() client.Object {
 			return cronJobOf(gpuJob("8").Parallelism(4).Obj())
 		}},
@@ -160,6 +171,9 @@ func TestK8sKindAttacksOnUpdate(t *testing.T) {
 	unqueued := cj.DeepCopyObject().(*batchv1.CronJob)
 	delete(unqueued.Spec.JobTemplate.Labels, annotations.KueueQueueName)
 	wantDenied(t, validate(unqueued, cj, pol), "spec.jobTemplate.metadata.labels[kueue.x-k8s.io/queue-name]", "Required")
+	annotated := cj.DeepCopyObject().(*batchv1.CronJob)
+	annotated.Spec.JobTemplate.Annotations = map[string]string{annotations.GPUs: "64"}
+	wantDenied(t, validate(annotated, cj, pol), "spec.jobTemplate.metadata.annotations[kaiwo.silogen.ai/gpus]", `"64"`)
 	shrunk := cj.DeepCopyObject().(*batchv1.CronJob)
 	shrunk.Spec.JobTemplate.Spec.Parallelism = ptr.To[int32](1)
 	if err := validate(shrunk, cj, pol); err != nil {

@@ -3,6 +3,9 @@ package mutate
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -60,6 +63,31 @@ func checkQueueMeta(w workload, obj client.Object, kind Kind, pol *policy.Policy
 			fmt.Sprintf("the objects a %s creates are queued in Kueue by this label; it must name the %s's queue %q", kind.GVK.Kind, kind.GVK.Kind, cmp.Or(want, pol.Defaults.Queue, "kaiwo")))}
 	}
 	return checkLabelQueues(labels, p, want, has, pol)
+}
+
+// createdMeta is a queueMeta whose created objects also take their annotations from that metadata (a
+// CronJob's Jobs from spec.jobTemplate.metadata.annotations).
+type createdMeta interface {
+	createdAnnotations() (annots map[string]string, path *field.Path)
+}
+
+// checkCreatedAnnotations denies Kaiwo annotations on the metadata a createdMeta's objects take: the objects
+// its controller creates are left as the workload's mutation made them, so a Kaiwo annotation there would
+// never be read (nor a bad value refused). Kaiwo's annotations go on the workload's own metadata.
+func checkCreatedAnnotations(w workload, kind Kind) field.ErrorList {
+	cm, ok := w.(createdMeta)
+	if !ok {
+		return nil
+	}
+	annots, p := cm.createdAnnotations()
+	var errs field.ErrorList
+	for _, k := range slices.Sorted(maps.Keys(annots)) {
+		if strings.HasPrefix(k, annotations.Prefix) {
+			errs = append(errs, field.Forbidden(p.Key(k), fmt.Sprintf("%s: %q is not read here: the objects a %s creates from this template are left as Kaiwo made the %s; put Kaiwo's annotations on the %s's own metadata.annotations",
+				k, annots[k], kind.GVK.Kind, kind.GVK.Kind, kind.GVK.Kind)))
+		}
+	}
+	return errs
 }
 
 // metaQueue is the queue label of a queueMeta's labels, for telling whether an UPDATE changed it.

@@ -106,6 +106,9 @@ func Mutate(in Input) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
+	if errs := checkCreatedAnnotations(w, kind); len(errs) > 0 { // whether or not the object asks for Kaiwo
+		return nil, &Denial{ReasonAnnotation, errs}
+	}
 	if !isManaged(obj, w, pol) {
 		return &Output{Object: in.Object}, nil
 	}

@@ -70,6 +70,9 @@ func Validate(r Review) ([]string, error) {
 			return nil, fmt.Errorf("the old object: %w", err)
 		}
 	}
+	if errs := checkCreatedAnnotations(w, kind); len(errs) > 0 { // whether or not the object asks for Kaiwo
+		return nil, &Denial{ReasonAnnotation, errs}
+	}
 	if !isManaged(r.Object, w, pol) && (old == nil || !isManaged(r.Old, old, pol)) {
 		return nil, nil
 	}

@@ -103,6 +103,24 @@ func queueLabelAt(path string) string {
 	return "(" + at("object") + ") ||\n(oldObject != null &&\n  " + at("oldObject") + ") ||\n"
 }
 
+// createdAnnotationsAt is the annotation map beside a label map of KindInfo.QueueLabels: the objects the
+// kind's controller creates take both (a CronJob's Jobs, from spec.jobTemplate.metadata).
+func createdAnnotationsAt(labelsPath string) string {
+	return strings.TrimSuffix(labelsPath, "labels") + "annotations"
+}
+
+// kaiwoAnnotationAt: a Kaiwo annotation is in the annotation map at the dotted path of the object, or with
+// old, of the old object (the server denies them there: mutate.checkCreatedAnnotations).
+func kaiwoAnnotationAt(path string, old bool) string {
+	at := func(root string) string {
+		return strings.Join(guards(root, path), " &&\n  ") + " &&\n  " + root + "." + path + ".exists(k, k.startsWith('" + annotations.Prefix + "'))"
+	}
+	if !old {
+		return "(" + at("object") + ") ||\n"
+	}
+	return "(" + at("object") + ") ||\n(oldObject != null &&\n  " + at("oldObject") + ") ||\n"
+}
+
 // notPartOf: the object has no controller owner reference to one of owners ("apiVersion/kind"), whoever
 // makes the request: the mutating webhook leaves a part of another workload alone (mutate.Mutate).
 func notPartOf(owners []string) string { return "!(" + ownedBy(owners) + ")" }

@@ -40,9 +40,13 @@ func mutatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k, err)
 		}
+		asked := managed
+		for _, p := range k.QueueLabels {
+			asked += kaiwoAnnotationAt(createdAnnotationsAt(p), false)
+		}
 		w := webhook{name: k.Resource + ".kaiwo.silogen.ai", path: mutatePath, group: k.GVK.Group, version: k.GVK.Version,
 			resource: k.Resource, ops: []string{"CREATE"}, reinvoke: true,
-			conditions: append([]condition{{"kaiwo-managed-or-gpu", managed + gpu}}, owned(k)...)}
+			conditions: append([]condition{{"kaiwo-managed-or-gpu", asked + gpu}}, owned(k)...)}
 		if k.Update {
 			w.ops = append(w.ops, "UPDATE")
 		} else {
@@ -70,7 +74,7 @@ func validatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		}
 		queued := managedOrQueued
 		for _, p := range k.QueueLabels {
-			queued += queueLabelAt(p)
+			queued += queueLabelAt(p) + kaiwoAnnotationAt(createdAnnotationsAt(p), true)
 		}
 		v := webhook{name: k.Resource + ".validate.kaiwo.silogen.ai", path: validatePath, group: k.GVK.Group,
 			version: k.GVK.Version, resource: k.Resource, ops: []string{"CREATE", "UPDATE"}, comment: validatingNote(k),
