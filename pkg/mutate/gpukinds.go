@@ -40,6 +40,13 @@ func gpuKinds() []UnhandledKind {
 			Note: "A Deployment's ReplicaSets were checked as the Deployment; a ReplicaSet written by hand would " +
 				"otherwise run GPU Pods the Pod webhook exempts. An UPDATE is sent whatever controls it."},
 		{GVK: appsv1.SchemeGroupVersion.WithKind("DaemonSet"), Resource: "daemonsets", Templates: []string{"spec.template"}},
+		// Kubeflow's other training jobs: their operators create the pods, each counted alone, so one of them
+		// written by a team user would run any number of GPU pods past limits.maxGpusPerWorkload.
+		kubeflowJob("v1", "TFJob", "tfjobs", "tfReplicaSpecs"),
+		kubeflowJob("v2beta1", "MPIJob", "mpijobs", "mpiReplicaSpecs"),
+		kubeflowJob("v1", "XGBoostJob", "xgboostjobs", "xgbReplicaSpecs"),
+		kubeflowJob("v1", "PaddleJob", "paddlejobs", "paddleReplicaSpecs"),
+		kubeflowJob("v1", "JAXJob", "jaxjobs", "jaxReplicaSpecs"),
 	}
 }
 
@@ -119,6 +126,12 @@ func (r *Registry) makesParts(owner Kind) bool {
 		}
 	}
 	return false
+}
+
+// kubeflowJob is a kubeflow.org job kind whose pod templates are the values of its replica specs map.
+func kubeflowJob(version, kind, resource, specs string) UnhandledKind {
+	return UnhandledKind{GVK: schema.GroupVersionKind{Group: "kubeflow.org", Version: version, Kind: kind}, Resource: resource,
+		Templates: []string{"spec." + specs + "{}.template"}}
 }
 
 // podOwner reports whether a controller of apiVersion and kind is one of Owners.

@@ -51,22 +51,25 @@ func (k Kind) partOf(obj client.Object) string {
 	return ""
 }
 
-// validatePart checks an object that is, or on UPDATE was, a part of another workload.
+// validatePart checks an object that is, or on UPDATE was, a part of another workload. A part is made by its
+// workload's controller; in an Enforce namespace a team user may not make one (write the owner reference on
+// CREATE, or add or remove it on UPDATE), GPUs or not: such a part would never have been checked as its
+// workload, and a later edit of it is held only to the rules of controlled objects. A team user's edit of a
+// part its controller made is held to those: no growth past the limits, no template rule the stored part
+// kept broken, and no move to a queue the policy does not allow.
 func validatePart(k Kind, r Review, pol *policy.Policy) error {
 	if pol.Mode != policy.Enforce || systemRequest(r.User, r.Object.GetNamespace()) {
 		return nil
 	}
 	owner, wasPart := k.partOf(r.Object), r.Operation == OpUpdate && k.partOf(r.Old) != ""
 	if owner == "" || !wasPart {
-		// Created by a team user, or its owner reference added or removed by one: none of its GPUs were
-		// checked as a workload's.
 		w, err := k.adapt(r.Object, r.Raw)
 		if err != nil {
 			return err
 		}
-		c, ferr := countGPUs(w)
-		if ferr == nil && c.total == 0 && !claimsDevices(w.templates()) {
-			return nil
+		asks := "no GPUs"
+		if c, ferr := countGPUs(w); ferr != nil || c.total > 0 || claimsDevices(w.templates()) {
+			asks = "GPUs (" + describeCount(c, ferr) + ")"
 		}
 		if owner == "" {
 			owner = k.partOf(r.Old)
@@ -74,8 +77,8 @@ func validatePart(k Kind, r Review, pol *policy.Policy) error {
 		if i := strings.LastIndex(owner, "/"); i > 0 {
 			owner = owner[:i] + " " + owner[i+1:] // as messages name kinds: ray.io/v1 RayJob
 		}
-		msg := fmt.Sprintf("this %s is a part of a %s (its controller owner reference) and asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo checks a part when its %s is created, and the owner reference exempts it only when a controller makes the request, not %q: create the %s instead",
-			k, owner, describeCount(c, ferr), pol.Name, owner, r.User, owner)
+		msg := fmt.Sprintf("this %s is a part of a %s (its controller owner reference) and asks for %s in a namespace whose KaiwoPolicy %q is in Enforce mode; Kaiwo checks a part when its %s is created, and the owner reference exempts it only when a controller makes the request, not %q: create the %s instead",
+			k, owner, asks, pol.Name, owner, r.User, owner)
 		return &Denial{ReasonPolicy, field.ErrorList{field.Forbidden(field.NewPath("metadata", "ownerReferences"), msg)}}
 	}
 	w, err := k.adapt(r.Object, r.Raw)
@@ -85,6 +88,14 @@ func validatePart(k Kind, r Review, pol *policy.Policy) error {
 	old, err := k.adapt(r.Old, r.OldRaw)
 	if err != nil {
 		return fmt.Errorf("the old object: %w", err)
+	}
+	var errs field.ErrorList
+	if labelChanged(r.Old, r.Object, annotations.KueueQueueName) {
+		q, has := r.Object.GetLabels()[annotations.KueueQueueName]
+		errs = checkLabelQueues(r.Object.GetLabels(), field.NewPath("metadata", "labels"), q, has, pol)
+	}
+	if errs = append(errs, checkTemplateQueues(changedTemplates(w.templates(), old.templates()), r.Object, pol)...); len(errs) > 0 {
+		return &Denial{ReasonPolicy, errs}
 	}
 	return controlledEdit(w, old, pol)
 }
