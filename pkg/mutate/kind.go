@@ -59,7 +59,8 @@ type KindInfo struct {
 	// checked as their owner.
 	Creates []schema.GroupKind
 	// OwnedCreateOnly: an object of the kind whose controller owner reference names one of its owners
-	// cannot ask for more after create, so only its CREATE is checked (a Pod, whose spec is immutable).
+	// cannot ask for more GPUs after create (a Pod), so its controller's UPDATEs are not sent; a team user's
+	// UPDATE is held to the template rules the stored object kept (a toleration added to a pending Pod).
 	OwnedCreateOnly bool
 }
 

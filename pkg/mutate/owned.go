@@ -59,3 +59,20 @@ func forgedPod(obj client.Object, pol *policy.Policy, user string) error {
 		"asks for GPUs (%s) in a namespace whose KaiwoPolicy %q is in Enforce mode, and the Pod's controller owner reference names a workload, which exempts it only when a controller makes the request, not %q: remove the owner reference to have it handled as a Pod",
 		q, pol.Name, user))}}
 }
+
+// ownedPodEdit holds a team user's UPDATE of a Pod a workload's controller made to the template rules that
+// the stored Pod kept: a Pod's resources cannot change, but tolerations can be added to a pending one, which
+// a locked tolerations rule forbids. A controller's update passes (Kueue removing its scheduling gate).
+func ownedPodEdit(kind Kind, r Review, pol *policy.Policy) error {
+	if pol.Mode != policy.Enforce || r.Old == nil || r.User == "" || systemRequest(r.User, r.Object.GetNamespace()) {
+		return nil
+	}
+	w, old, err := adaptUpdate(kind, r)
+	if err != nil {
+		return err
+	}
+	if errs := newTemplateErrors(w.templates(), old.templates(), pol); len(errs) > 0 {
+		return &Denial{ReasonPolicy, errs}
+	}
+	return nil
+}

@@ -81,13 +81,9 @@ func validatePart(k Kind, r Review, pol *policy.Policy) error {
 			k, owner, asks, pol.Name, owner, r.User, owner)
 		return &Denial{ReasonPolicy, field.ErrorList{field.Forbidden(field.NewPath("metadata", "ownerReferences"), msg)}}
 	}
-	w, err := k.adapt(r.Object, r.Raw)
+	w, old, err := adaptUpdate(k, r)
 	if err != nil {
 		return err
-	}
-	old, err := k.adapt(r.Old, r.OldRaw)
-	if err != nil {
-		return fmt.Errorf("the old object: %w", err)
 	}
 	var errs field.ErrorList
 	if labelChanged(r.Old, r.Object, annotations.KueueQueueName) {
@@ -98,6 +94,17 @@ func validatePart(k Kind, r Review, pol *policy.Policy) error {
 		return &Denial{ReasonPolicy, errs}
 	}
 	return controlledEdit(w, old, pol)
+}
+
+// adaptUpdate adapts an UPDATE's object and its old object.
+func adaptUpdate(k Kind, r Review) (w, old workload, err error) {
+	if w, err = k.adapt(r.Object, r.Raw); err != nil {
+		return nil, nil, err
+	}
+	if old, err = k.adapt(r.Old, r.OldRaw); err != nil {
+		return nil, nil, fmt.Errorf("the old object: %w", err)
+	}
+	return w, old, nil
 }
 
 // describeCount says what a part asks for, for the message.

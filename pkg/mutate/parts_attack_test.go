@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -51,5 +52,29 @@ func TestPartsMadeByHand(t *testing.T) {
 	wantDenied(t, validate(relabeled, made, pol), "kueue.x-k8s.io/queue-name", "other-team")
 	if err := validate(part("8", 1, "team-ml"), made, pol); err != nil {
 		t.Errorf("a team user's part that shrinks: %v", err)
+	}
+}
+
+// TestOwnedPodEdits: a Pod a workload's controller made cannot ask for more GPUs after create, but a team
+// user can add tolerations to a pending one; under locked tolerations that is denied, as on a bare Pod. The
+// controllers' own updates pass.
+func TestOwnedPodEdits(t *testing.T) {
+	pol := teamML(t)
+	made, err := admit(t, podOf(gpuJob("8").Obj()), pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := made.(*corev1.Pod)
+	pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "rs", UID: "u", Controller: ptr.To(true)}}
+	tolerant := pod.DeepCopy()
+	tolerant.Spec.Tolerations = append(tolerant.Spec.Tolerations, corev1.Toleration{Operator: corev1.TolerationOpExists})
+	wantDenied(t, validate(tolerant, pod, pol), "tolerations")
+	if err := validateAs(tolerant, pod, pol, "system:serviceaccount:kube-system:replicaset-controller"); err != nil {
+		t.Errorf("a controller's update of its Pod: %v", err)
+	}
+	relabeled := pod.DeepCopy()
+	relabeled.Labels["team"] = "a"
+	if err := validate(relabeled, pod, pol); err != nil {
+		t.Errorf("a team user's label on an owned Pod: %v", err)
 	}
 }

@@ -58,7 +58,7 @@ func Validate(r Review) ([]string, error) {
 		if r.Operation == OpCreate {
 			return nil, forgedPod(r.Object, pol, r.User)
 		}
-		return nil, nil
+		return nil, ownedPodEdit(kind, r, pol)
 	}
 	w, err := kind.adapt(r.Object, r.Raw)
 	if err != nil {

@@ -62,11 +62,12 @@ func notFromAController(owners []string) string {
 }
 
 // notCreatedByAController is notFromAController for a handled kind, whose owners' objects the server leaves
-// alone on CREATE only (fromCheckedTemplate): an UPDATE is sent. With ownedCreateOnly (a Pod), an UPDATE of
-// an owned object is not sent either, whoever makes it: the server passes it (it cannot ask for more).
+// alone on CREATE only (fromCheckedTemplate): an UPDATE is sent. With ownedCreateOnly (a Pod), a controller's
+// UPDATE of an owned object is not sent either (the busy Pod path), but a team user's is: the server holds it
+// to the template rules the stored object kept (a toleration added to a pending Pod).
 func notCreatedByAController(owners []string, ownedCreateOnly bool) string {
 	if ownedCreateOnly {
-		return "!(" + ownedBy(owners) + " &&\n  (oldObject != null ||\n" + indent(byController, "  ") + "))"
+		return notFromAController(owners)
 	}
 	return "!(" + ownedBy(owners) + " &&\n  oldObject == null &&\n" + byController + ")"
 }
@@ -87,11 +88,6 @@ func ownedBy(owners []string) string {
 const byController = `  request.userInfo.username.startsWith('system:') &&
   !request.userInfo.username.startsWith('system:anonymous') &&
   !request.userInfo.username.startsWith('system:serviceaccount:' + request.namespace + ':')`
-
-// indent prefixes each line of s with in.
-func indent(s, in string) string {
-	return in + strings.ReplaceAll(s, "\n", "\n"+in)
-}
 
 // queueLabelAt: the Kueue queue label is in the label map at the dotted path, on the object or the old one
 // (a CronJob's job template, whose labels its Jobs take).

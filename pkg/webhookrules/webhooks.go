@@ -136,7 +136,8 @@ func validatingNote(k mutate.Kind) string {
 			"sent on CREATE; one a team user writes with such an owner reference is (the users are the server's: "+
 			"systemRequest).", k.GVK.Kind, strings.Join(k.Owners(), ", "))
 		if k.OwnedCreateOnly {
-			n += fmt.Sprintf(" An UPDATE of an owned %s is not sent either, whoever makes it: it cannot ask for more.", k.GVK.Kind)
+			n += fmt.Sprintf(" A controller's UPDATE of an owned %s is not sent either (the busy path); a team user's is, and "+
+				"is held to the template rules the stored %s kept (a toleration added to a pending one).", k.GVK.Kind, k.GVK.Kind)
 		}
 		notes = append(notes, n)
 	}
