@@ -34,11 +34,10 @@ func (r controlledSet) pods() []pods { return replicaPods(r.replicas) }
 // ValidateUnhandledUpdate is ValidateUnhandled for an UPDATE: raw is the new object, oldRaw the stored one,
 // user the requesting user. An object that a handled workload controls was checked as that workload when its
 // controller created it; a later edit of it by a team user is held to the same rules, since its controller
-// may never undo it (KubeRay leaves a RayJob's RayCluster as it is): in an Enforce namespace, a RayCluster's or
-// ReplicaSet's GPUs and ephemeral storage may not grow past limits.maxGpusPerWorkload and
+// may never undo it: in an Enforce namespace, a ReplicaSet's GPUs and ephemeral storage may not grow past limits.maxGpusPerWorkload and
 // limits.maxStoragePerWorkload, and a pod template it changes may not break a rule about vendors, Secrets
 // or the locked scheduling fields that the stored template kept. Controllers pass: service accounts of
-// another namespace (Kueue, KubeRay) and the system's own users (the Deployment controller), which act for a
+// another namespace and the system's own users (the Deployment controller), which act for a
 // workload already checked, or orphan the object (the garbage collector); a team user is neither. An object
 // that the update makes controlled is checked as ValidateUnhandledBy checks a new one.
 func (r *Registry) ValidateUnhandledUpdate(raw, oldRaw []byte, pol *policy.Policy, user string) error {

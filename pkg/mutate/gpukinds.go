@@ -16,13 +16,10 @@ type UnhandledKind struct {
 	GVK schema.GroupVersionKind
 	// Resource is the kind's resource (plural, lower case), as the webhook rules name it.
 	Resource string
-	// Templates are where the kind keeps its pod templates, as KindInfo.Templates; "" is the object itself
-	// (a Pod).
+	// Templates are where the kind keeps its pod templates, as KindInfo.Templates.
 	Templates []string
-	// CreateOnly: only CREATE is checked (a Pod, whose GPU requests cannot change).
-	CreateOnly bool
 	// Controlled: a handled kind's controller creates objects of this kind from a template that was checked
-	// (a Deployment's ReplicaSets, a RayJob's RayClusters). Their controller owner reference exempts what they
+	// (a Deployment's ReplicaSets). Their controller owner reference exempts what they
 	// create in turn, and every UPDATE of one is checked, so that a team user's edit is held to the rules of
 	// the workload that controls it (ValidateUnhandledUpdate reads it through controlled).
 	Controlled bool

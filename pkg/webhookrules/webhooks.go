@@ -104,10 +104,7 @@ func validatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 		w := webhook{name: u.Resource + ".validate.kaiwo.silogen.ai", path: validatePath, group: u.GVK.Group,
 			version: u.GVK.Version, resource: u.Resource, ops: []string{"CREATE", "UPDATE"}, comment: u.Note,
 			conditions: []condition{{"gpu", gpu}, {"not-from-a-controller", owners}}}
-		switch {
-		case u.CreateOnly:
-			w.ops = w.ops[:1]
-		case u.Controlled:
+		if u.Controlled {
 			w.conditions[1] = condition{"not-from-a-controller-or-update", "oldObject != null ||\n" + owners}
 		}
 		out = append(out, w)

@@ -50,10 +50,7 @@ func validatingWant() []webhookWant {
 	out = append(out, scaled...)
 	for _, u := range kinds.Unhandled() {
 		w := webhookWant{u.Resource + ".validate.kaiwo.silogen.ai", u.GVK.Group, u.GVK.Version, u.Resource, createUpdate, []string{"gpu", "not-from-a-controller"}}
-		if u.CreateOnly {
-			w.ops = []admissionregistrationv1.OperationType{admissionregistrationv1.Create}
-		}
-		if u.Controlled && !u.CreateOnly { // a Pod that controls is not sent on UPDATE
+		if u.Controlled {
 			w.conditions[1] = "not-from-a-controller-or-update"
 		}
 		out = append(out, w)
