@@ -2,6 +2,7 @@ package mutate
 
 import (
 	batchv1 "k8s.io/api/batch/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
@@ -15,9 +16,9 @@ import (
 type cronJob batchv1.CronJob
 
 var (
-	_ workload  = (*cronJob)(nil)
-	_ finisher  = (*cronJob)(nil)
-	_ queueMeta = (*cronJob)(nil)
+	_ workload    = (*cronJob)(nil)
+	_ finisher    = (*cronJob)(nil)
+	_ createdMeta = (*cronJob)(nil)
 
 	jobTemplatePath = field.NewPath("spec", "jobTemplate")
 )
@@ -70,12 +71,8 @@ func (c *cronJob) queue(s *settings) ([]string, field.ErrorList) {
 	return notes, nil
 }
 
-func (c *cronJob) queueMeta() (map[string]string, *field.Path) {
-	return c.Spec.JobTemplate.Labels, jobTemplatePath.Child("metadata", "labels")
-}
-
-func (c *cronJob) createdAnnotations() (map[string]string, *field.Path) {
-	return c.Spec.JobTemplate.Annotations, jobTemplatePath.Child("metadata", "annotations")
+func (c *cronJob) createdMeta() (*metav1.ObjectMeta, *field.Path) {
+	return &c.Spec.JobTemplate.ObjectMeta, jobTemplatePath.Child("metadata")
 }
 
 func (c *cronJob) ttl() (*int32, *field.Path, bool) {

@@ -50,7 +50,7 @@ type KindInfo struct {
 	// QueueLabels are the dotted paths of label maps, besides the object's own, whose Kueue queue label the
 	// server checks because the objects the kind's controller creates take them (a CronJob's
 	// spec.jobTemplate.metadata.labels): the validating condition matches an object, new or old, with the
-	// queue label there. They are the paths of the workload adapter's queueMeta().
+	// queue label there. They are the labels of the workload adapter's createdMeta().
 	QueueLabels []string
 	// Creates are the handled kinds of the objects the kind's controller creates from its pod templates with
 	// a controller owner reference to it, when those are not Pods (a CronJob's Jobs); empty, its controller

@@ -138,9 +138,9 @@ func TestTemplatePathsAreTheAdapters(t *testing.T) {
 			t.Errorf("%s: the adapter's templates are at %q, the kind declares %q", k, got, k.Templates)
 		}
 		var labels []string
-		if qm, ok := w.(queueMeta); ok {
-			_, p := qm.queueMeta()
-			labels = append(labels, p.String())
+		if cm, ok := w.(createdMeta); ok {
+			_, p := cm.createdMeta()
+			labels = append(labels, p.Child("labels").String())
 		}
 		if !slices.Equal(labels, k.QueueLabels) {
 			t.Errorf("%s: the adapter's queue labels are at %q, the kind declares %q", k, labels, k.QueueLabels)

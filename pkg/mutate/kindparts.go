@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -42,33 +43,29 @@ func replicaPods(replicas *int32) []pods {
 	return []pods{{max(n, 0), fmt.Sprintf("spec.replicas=%d", n)}}
 }
 
-// queueMeta is a workload whose objects take Kueue's labels from other metadata than the workload's own:
-// a CronJob's Jobs from spec.jobTemplate.metadata.labels. Those labels are what queues them.
-type queueMeta interface {
-	queueMeta() (labels map[string]string, path *field.Path)
+// createdMeta is a workload whose controller creates objects that take their labels and annotations from
+// other metadata than the workload's own: a CronJob's Jobs from spec.jobTemplate.metadata. Those labels
+// are what queues them.
+type createdMeta interface {
+	createdMeta() (meta *metav1.ObjectMeta, path *field.Path)
 }
 
-// checkQueueMeta checks the labels a queueMeta gives the objects it creates: where the object is queued (it
+// checkQueueMeta checks the labels a createdMeta gives the objects it creates: where the object is queued (it
 // carries a queue label, or must) they carry the same queue; a queue label there is held to the policy's
 // allowed and locked queues and the priority class to the locked one.
 func checkQueueMeta(w workload, obj client.Object, kind Kind, pol *policy.Policy) field.ErrorList {
-	qm, ok := w.(queueMeta)
+	cm, ok := w.(createdMeta)
 	if !ok {
 		return nil
 	}
-	labels, p := qm.queueMeta()
+	meta, mp := cm.createdMeta()
+	labels, p := meta.Labels, mp.Child("labels")
 	want, has := obj.GetLabels()[annotations.KueueQueueName]
 	if _, set := labels[annotations.KueueQueueName]; !set && (has || queueEnforced(kind, pol)) {
 		return field.ErrorList{field.Required(p.Key(annotations.KueueQueueName),
 			fmt.Sprintf("the objects a %s creates are queued in Kueue by this label; it must name the %s's queue %q", kind.GVK.Kind, kind.GVK.Kind, cmp.Or(want, pol.Defaults.Queue, "kaiwo")))}
 	}
 	return checkLabelQueues(labels, p, want, has, pol)
-}
-
-// createdMeta is a queueMeta whose created objects also take their annotations from that metadata (a
-// CronJob's Jobs from spec.jobTemplate.metadata.annotations).
-type createdMeta interface {
-	createdAnnotations() (annots map[string]string, path *field.Path)
 }
 
 // checkCreatedAnnotations denies Kaiwo annotations on the metadata a createdMeta's objects take: the objects
@@ -79,7 +76,8 @@ func checkCreatedAnnotations(w workload, kind Kind) field.ErrorList {
 	if !ok {
 		return nil
 	}
-	annots, p := cm.createdAnnotations()
+	meta, mp := cm.createdMeta()
+	annots, p := meta.Annotations, mp.Child("annotations")
 	var errs field.ErrorList
 	for _, k := range slices.Sorted(maps.Keys(annots)) {
 		if strings.HasPrefix(k, annotations.Prefix) {
@@ -90,24 +88,26 @@ func checkCreatedAnnotations(w workload, kind Kind) field.ErrorList {
 	return errs
 }
 
-// metaQueue is the queue label of a queueMeta's labels, for telling whether an UPDATE changed it.
+// metaQueue is the queue label of a createdMeta's labels, for telling whether an UPDATE changed it.
 func metaQueue(w workload) []string {
-	qm, ok := w.(queueMeta)
+	cm, ok := w.(createdMeta)
 	if !ok {
 		return nil
 	}
-	labels, _ := qm.queueMeta()
+	meta, _ := cm.createdMeta()
+	labels := meta.Labels
 	return []string{labels[annotations.KueueQueueName], labels[annotations.KueuePriorityClass]}
 }
 
-// liftQueueMeta gives obj the Kueue labels of its queueMeta where obj has none of its own: a CronJob queued
+// liftQueueMeta gives obj the Kueue labels of its createdMeta where obj has none of its own: a CronJob queued
 // as Kueue's documentation shows (the label on the job template only) keeps that queue.
 func liftQueueMeta(w workload, obj client.Object) {
-	qm, ok := w.(queueMeta)
+	cm, ok := w.(createdMeta)
 	if !ok {
 		return
 	}
-	labels, _ := qm.queueMeta()
+	meta, _ := cm.createdMeta()
+	labels := meta.Labels
 	lift := map[string]string{}
 	for _, k := range []string{annotations.KueueQueueName, annotations.KueuePriorityClass} {
 		if v, set := labels[k]; set {
