@@ -58,10 +58,10 @@ type KindInfo struct {
 	// of a kind that a controller of one of its owners (Kind.Owners) creates are left alone: they were
 	// checked as their owner.
 	Creates []schema.GroupKind
-	// OwnedCreateOnly: an object of the kind whose controller owner reference names one of its owners
+	// SkipControllerUpdates: an object of the kind whose controller owner reference names one of its owners
 	// cannot ask for more GPUs after create (a Pod), so its controller's UPDATEs are not sent; a team user's
 	// UPDATE is held to the template rules the stored object kept (a toleration added to a pending Pod).
-	OwnedCreateOnly bool
+	SkipControllerUpdates bool
 }
 
 // ResourcesPath marks a KindInfo.Templates path that is a ResourceRequirements, not a pod template.

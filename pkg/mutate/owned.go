@@ -32,12 +32,12 @@ func controlledBy(obj client.Object, owners []string) bool {
 	return false
 }
 
-// ownedPod reports whether obj, of a kind with OwnedCreateOnly (a Pod), has a controller owner reference
+// ownedPod reports whether obj, of a kind with SkipControllerUpdates (a Pod), has a controller owner reference
 // naming one of its owners (a handled workload or a controller one creates). Such an object is never
 // mutated, whoever creates it, as before Pods were handled: a controller's comes from a template already
 // checked, and a team user's is denied in Enforce when it asks for GPUs (forgedPod).
 func ownedPod(kind Kind, obj client.Object) bool {
-	return kind.OwnedCreateOnly && controlledBy(obj, kind.owners)
+	return kind.SkipControllerUpdates && controlledBy(obj, kind.owners)
 }
 
 // forgedPod denies, in an Enforce namespace, a Pod that asks for GPUs and names a workload as its controller

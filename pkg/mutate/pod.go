@@ -25,7 +25,7 @@ type podKind struct{}
 
 func (podKind) Info() KindInfo {
 	return KindInfo{GVK: corev1.SchemeGroupVersion.WithKind("Pod"), Resource: "pods", Templates: []string{""},
-		OwnedCreateOnly: true}
+		SkipControllerUpdates: true}
 }
 
 func (podKind) New() client.Object { return &corev1.Pod{} }

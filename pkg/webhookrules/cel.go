@@ -62,11 +62,11 @@ func notFromAController(owners []string) string {
 }
 
 // notCreatedByAController is notFromAController for a handled kind, whose owners' objects the server leaves
-// alone on CREATE only (fromCheckedTemplate): an UPDATE is sent. With ownedCreateOnly (a Pod), a controller's
+// alone on CREATE only (fromCheckedTemplate): an UPDATE is sent. With skipControllerUpdates (a Pod), a controller's
 // UPDATE of an owned object is not sent either (the busy Pod path), but a team user's is: the server holds it
 // to the template rules the stored object kept (a toleration added to a pending Pod).
-func notCreatedByAController(owners []string, ownedCreateOnly bool) string {
-	if ownedCreateOnly {
+func notCreatedByAController(owners []string, skipControllerUpdates bool) string {
+	if skipControllerUpdates {
 		return notFromAController(owners)
 	}
 	return "!(" + ownedBy(owners) + " &&\n  oldObject == null &&\n" + byController + ")"

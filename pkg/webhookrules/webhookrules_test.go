@@ -86,10 +86,10 @@ func TestEveryKindHasItsRules(t *testing.T) {
 			if has != (len(owners) > 0) {
 				t.Errorf("%s: %s webhook keeps away its owners' objects (%q): %v, want %v", k, name, owners, has, len(owners) > 0)
 			}
-			// An owned object's UPDATE by a controller is kept away only where the kind is OwnedCreateOnly (a
+			// An owned object's UPDATE by a controller is kept away only where the kind is SkipControllerUpdates (a
 			// Pod); a team user's is always sent.
-			if has && strings.Contains(hook, "oldObject == null &&") == k.OwnedCreateOnly {
-				t.Errorf("%s: %s webhook keeps away a controller's UPDATE of an owned object: %v, want %v", k, name, !k.OwnedCreateOnly, k.OwnedCreateOnly)
+			if has && strings.Contains(hook, "oldObject == null &&") == k.SkipControllerUpdates {
+				t.Errorf("%s: %s webhook keeps away a controller's UPDATE of an owned object: %v, want %v", k, name, !k.SkipControllerUpdates, k.SkipControllerUpdates)
 			}
 		}
 		hook := webhookOf(v, k.Resource+".validate.kaiwo.silogen.ai")

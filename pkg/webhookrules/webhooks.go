@@ -116,7 +116,7 @@ func validatingWebhooks(r *mutate.Registry) ([]webhook, error) {
 // (Kind.Owners): none when k has no owners.
 func owned(k mutate.Kind) []condition {
 	if owners := k.Owners(); len(owners) > 0 {
-		return []condition{{"not-from-a-controller", notCreatedByAController(owners, k.OwnedCreateOnly)}}
+		return []condition{{"not-from-a-controller", notCreatedByAController(owners, k.SkipControllerUpdates)}}
 	}
 	return nil
 }
@@ -132,7 +132,7 @@ func validatingNote(k mutate.Kind) string {
 		n := fmt.Sprintf("A %s that a controller creates for one of its owners (%s) was checked as that owner and is not "+
 			"sent on CREATE; one a team user writes with such an owner reference is (the users are the server's: "+
 			"systemRequest).", k.GVK.Kind, strings.Join(k.Owners(), ", "))
-		if k.OwnedCreateOnly {
+		if k.SkipControllerUpdates {
 			n += fmt.Sprintf(" A controller's UPDATE of an owned %s is not sent either (the busy path); a team user's is, and "+
 				"is held to the template rules the stored %s kept (a toleration added to a pending one).", k.GVK.Kind, k.GVK.Kind)
 		}
