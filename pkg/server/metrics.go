@@ -18,6 +18,10 @@ type Metrics struct {
 	KindServed *prometheus.GaugeVec
 }
 
+// latencyBuckets are the admission latency histograms' buckets, in seconds: 0.1 ms to 0.5 s, finest below
+// a few milliseconds, where the webhook answers.
+var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 0.5}
+
 // NewMetrics creates the metrics and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
@@ -29,7 +33,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kaiwo_webhook_admission_duration_seconds",
 			Help:    "Time to answer an admission request, by kind and result (mutated, unchanged, skipped, denied, error).",
-			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 0.5},
+			Buckets: latencyBuckets,
 		}, []string{"kind", "result"}),
 		Mutations: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kaiwo_webhook_mutations_total",

@@ -19,7 +19,7 @@ func newValidationMetrics(reg prometheus.Registerer) *ValidationMetrics {
 		Latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "kaiwo_webhook_validation_duration_seconds",
 			Help:    "Time to answer a validating admission request, by kind and result (allowed, skipped, denied, error).",
-			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.1, 0.5},
+			Buckets: latencyBuckets,
 		}, []string{"kind", "result"}),
 		Denials: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "kaiwo_webhook_validation_denials_total",
