@@ -79,27 +79,32 @@ func checkWorkloadValidators(t *testing.T, got []admissionregistrationv1.Validat
 			t.Errorf("%s: match conditions (-want,+got):\n%s", w.name, diff)
 		}
 		g.MatchConditions = nil
-		want := admissionregistrationv1.ValidatingWebhook{
-			Name: w.name,
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-				Namespace: namespace, Name: serviceName, Path: ptr.To(workloadValidatePath)}},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: w.ops,
-				Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
-					Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-			}},
-			FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-			MatchPolicy:   ptr.To(admissionregistrationv1.Equivalent),
-			NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-				Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
-				Values: []string{"kube-system", namespace}}}},
-			SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-			TimeoutSeconds:          ptr.To[int32](5),
-			AdmissionReviewVersions: []string{"v1"},
-		}
+		want := w.webhook(workloadValidatePath)
 		if diff := cmp.Diff(want, g); diff != "" {
 			t.Errorf("validating webhook %s (-want,+got):\n%s", w.name, diff)
 		}
+	}
+}
+
+// webhook is the webhook w describes, served at path, without its match conditions (compared by name).
+func (w webhookWant) webhook(path string) admissionregistrationv1.ValidatingWebhook {
+	return admissionregistrationv1.ValidatingWebhook{
+		Name: w.name,
+		ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
+			Namespace: namespace, Name: serviceName, Path: ptr.To(path)}},
+		Rules: []admissionregistrationv1.RuleWithOperations{{
+			Operations: w.ops,
+			Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
+				Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
+		}},
+		FailurePolicy: ptr.To(admissionregistrationv1.Fail),
+		MatchPolicy:   ptr.To(admissionregistrationv1.Equivalent),
+		NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+			Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
+			Values: []string{"kube-system", namespace}}}},
+		SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
+		TimeoutSeconds:          ptr.To[int32](5),
+		AdmissionReviewVersions: []string{"v1"},
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
@@ -86,25 +85,11 @@ func TestWebhookConfiguration(t *testing.T) {
 					t.Errorf("%s: match conditions (-want,+got):\n%s", w.name, diff)
 				}
 				got.MatchConditions = nil // compiled and evaluated in TestMatchConditions
-				want := admissionregistrationv1.MutatingWebhook{
-					Name: w.name,
-					ClientConfig: admissionregistrationv1.WebhookClientConfig{Service: &admissionregistrationv1.ServiceReference{
-						Namespace: namespace, Name: serviceName, Path: ptr.To(mutatePath)}},
-					Rules: []admissionregistrationv1.RuleWithOperations{{
-						Operations: w.ops,
-						Rule: admissionregistrationv1.Rule{APIGroups: []string{w.group}, APIVersions: []string{w.version},
-							Resources: []string{w.resource}, Scope: ptr.To(admissionregistrationv1.NamespacedScope)},
-					}},
-					FailurePolicy: ptr.To(admissionregistrationv1.Fail),
-					MatchPolicy:   ptr.To(admissionregistrationv1.Equivalent),
-					NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
-						Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
-						Values: []string{"kube-system", namespace}}}},
-					SideEffects:             ptr.To(admissionregistrationv1.SideEffectClassNone),
-					TimeoutSeconds:          ptr.To[int32](5),
-					AdmissionReviewVersions: []string{"v1"},
-					ReinvocationPolicy:      ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy),
-				}
+				v := w.webhook(mutatePath)
+				want := admissionregistrationv1.MutatingWebhook{Name: v.Name, ClientConfig: v.ClientConfig, Rules: v.Rules,
+					FailurePolicy: v.FailurePolicy, MatchPolicy: v.MatchPolicy, NamespaceSelector: v.NamespaceSelector,
+					SideEffects: v.SideEffects, TimeoutSeconds: v.TimeoutSeconds, AdmissionReviewVersions: v.AdmissionReviewVersions,
+					ReinvocationPolicy: ptr.To(admissionregistrationv1.IfNeededReinvocationPolicy)}
 				if diff := cmp.Diff(want, got); diff != "" {
 					t.Errorf("webhook %d (-want,+got):\n%s", i, diff)
 				}
